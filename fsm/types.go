@@ -1,0 +1,110 @@
+package fsm
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// Sentinel errors returned as values by Apply for a rejected command. The
+// state is unchanged when Apply returns one of them.
+var (
+	// ErrNotInitialized: the cluster has not been bootstrapped yet.
+	ErrNotInitialized = errors.New("cluster not initialized")
+	// ErrAlreadyInitialized: a second Init.
+	ErrAlreadyInitialized = errors.New("cluster already initialized")
+	// ErrInvalid: a field is malformed (bad key, bad CIDR, bad name, ...).
+	ErrInvalid = errors.New("invalid input")
+	// ErrNotFound: no such peer, node or token.
+	ErrNotFound = errors.New("not found")
+	// ErrDuplicateName: a peer with this name exists with another key.
+	ErrDuplicateName = errors.New("duplicate name")
+	// ErrDuplicateKey: another peer has this public key.
+	ErrDuplicateKey = errors.New("duplicate public key")
+	// ErrAddressInUse: the address belongs to the server or another peer.
+	ErrAddressInUse = errors.New("address in use")
+	// ErrOverlap: allowed IPs overlap the pools, a VIP or another peer's routes.
+	ErrOverlap = errors.New("overlapping addresses")
+	// ErrPoolExhausted: no free address left in a pool.
+	ErrPoolExhausted = errors.New("address pool exhausted")
+)
+
+// Settings are the cluster-wide settings, fixed at bootstrap; some can be
+// changed later with UpdateSettings.
+type Settings struct {
+	PrivateKey       string         `json:"private_key"`
+	PublicKey        string         `json:"public_key"`
+	ListenPort       int            `json:"listen_port"`
+	Pool             netip.Prefix   `json:"pool"`
+	Pool6            netip.Prefix   `json:"pool6,omitzero"`
+	VIPs             []netip.Prefix `json:"vips"`
+	Endpoint         string         `json:"endpoint"`
+	ClientAllowedIPs []netip.Prefix `json:"client_allowed_ips"`
+	ClientDNS        []string       `json:"client_dns,omitempty"`
+	MTU              int            `json:"mtu"`
+	Keepalive        int            `json:"keepalive"`
+}
+
+// ServerAddresses are the server's own tunnel addresses: the first host of
+// each pool, with the pool's prefix length.
+func (s *Settings) ServerAddresses() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range []netip.Prefix{s.Pool, s.Pool6} {
+		if p.IsValid() {
+			out = append(out, netip.PrefixFrom(p.Addr().Next(), p.Bits()))
+		}
+	}
+	return out
+}
+
+// Cluster holds the cluster's trust material.
+type Cluster struct {
+	CACertPEM     string    `json:"ca_cert_pem"`
+	CAKeyPEM      string    `json:"ca_key_pem"`
+	JoinTokenHash string    `json:"join_token_hash"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+// Node is a cluster member as the replicated state knows it.
+type Node struct {
+	ID        string    `json:"id"`
+	RaftAddr  string    `json:"raft_addr"`
+	APIAddr   string    `json:"api_addr"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// AdminToken is an admin API token; only its hash is kept.
+type AdminToken struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name,omitempty"`
+	Hash      string    `json:"hash"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Peer is a WireGuard client. A *Peer held by the state is never modified in
+// place: an update stores a new copy, so readers may keep pointers.
+type Peer struct {
+	Name          string         `json:"name"`
+	PublicKey     string         `json:"public_key"`
+	PresharedKey  string         `json:"preshared_key,omitempty"`
+	Addresses     []netip.Prefix `json:"addresses"`
+	AllowedIPs    []netip.Prefix `json:"allowed_ips,omitempty"`
+	Enabled       bool           `json:"enabled"`
+	CreatedAt     time.Time      `json:"created_at"`
+	UpdatedAt     time.Time      `json:"updated_at"`
+	Endpoint      string         `json:"endpoint,omitempty"`
+	LastHandshake time.Time      `json:"last_handshake,omitzero"`
+}
+
+func (p *Peer) clone() *Peer {
+	c := *p
+	c.Addresses = append([]netip.Prefix(nil), p.Addresses...)
+	c.AllowedIPs = append([]netip.Prefix(nil), p.AllowedIPs...)
+	return &c
+}
+
+// AddPeerResult is Apply's answer to a successful AddPeer.
+type AddPeerResult struct {
+	Peer    Peer
+	Created bool // false when an identical peer already existed
+}
