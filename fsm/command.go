@@ -90,12 +90,12 @@ func Decode(entry []byte) (CommandType, json.RawMessage, error) {
 // Init creates the cluster: the shared WireGuard key, settings, the cluster
 // CA, the join token hash and the first admin token. It is applied once.
 type Init struct {
-	Settings      Settings   `json:"settings"`
-	CACertPEM     string     `json:"ca_cert_pem"`
-	CAKeyPEM      string     `json:"ca_key_pem"`
-	JoinTokenHash string     `json:"join_token_hash"`
-	AdminToken    AdminToken `json:"admin_token"`
-	At            time.Time  `json:"at"`
+	Settings   Settings   `json:"settings"`
+	CACertPEM  string     `json:"ca_cert_pem"`
+	CAKeyPEM   string     `json:"ca_key_pem"`
+	JoinToken  string     `json:"join_token"`
+	AdminToken AdminToken `json:"admin_token"`
+	At         time.Time  `json:"at"`
 }
 
 // RegisterNode records (or updates) a node's addresses.
@@ -154,10 +154,12 @@ type SetEndpoints struct {
 	At      time.Time        `json:"at"`
 }
 
-// SetJoinToken replaces the join token (its hash).
+// SetJoinToken replaces the join token. The token is kept whole (like the
+// CA key and the server key, it is replicated state) so that any node can
+// show it to an admin.
 type SetJoinToken struct {
-	Hash string    `json:"hash"`
-	At   time.Time `json:"at"`
+	Token string    `json:"token"`
+	At    time.Time `json:"at"`
 }
 
 // AddAdminToken adds an admin API token (its hash).

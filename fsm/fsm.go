@@ -220,11 +220,11 @@ func (s *state) applyInit(c Init) any {
 	if err := ValidateSettings(&c.Settings); err != nil {
 		return err
 	}
-	if c.CACertPEM == "" || c.CAKeyPEM == "" || c.JoinTokenHash == "" || c.AdminToken.Hash == "" || c.AdminToken.ID == "" {
+	if c.CACertPEM == "" || c.CAKeyPEM == "" || c.JoinToken == "" || c.AdminToken.Hash == "" || c.AdminToken.ID == "" {
 		return fmt.Errorf("%w: init needs the CA, a join token and an admin token", ErrInvalid)
 	}
 	s.settings = c.Settings
-	s.cluster = Cluster{CACertPEM: c.CACertPEM, CAKeyPEM: c.CAKeyPEM, JoinTokenHash: c.JoinTokenHash, CreatedAt: c.At}
+	s.cluster = Cluster{CACertPEM: c.CACertPEM, CAKeyPEM: c.CAKeyPEM, JoinToken: c.JoinToken, CreatedAt: c.At}
 	c.AdminToken.CreatedAt = c.At
 	s.tokens[c.AdminToken.ID] = c.AdminToken
 	s.tokenIDs[c.AdminToken.Hash] = c.AdminToken.ID
@@ -519,10 +519,10 @@ func (s *state) applySetEndpoints(c SetEndpoints) any {
 }
 
 func (s *state) applySetJoinToken(c SetJoinToken) any {
-	if c.Hash == "" {
-		return fmt.Errorf("%w: empty join token hash", ErrInvalid)
+	if c.Token == "" {
+		return fmt.Errorf("%w: empty join token", ErrInvalid)
 	}
-	s.cluster.JoinTokenHash = c.Hash
+	s.cluster.JoinToken = c.Token
 	s.touch(c.At)
 	return nil
 }

@@ -61,12 +61,12 @@ type harness struct {
 func newHarness(t testing.TB, pool, pool6 string) *harness {
 	h := &harness{t: t, f: New(nil)}
 	h.mustOK(CmdInit, Init{
-		Settings:      testSettings(pool, pool6),
-		CACertPEM:     "cert",
-		CAKeyPEM:      "key",
-		JoinTokenHash: "joinhash",
-		AdminToken:    AdminToken{ID: "root", Hash: "adminhash"},
-		At:            t0,
+		Settings:   testSettings(pool, pool6),
+		CACertPEM:  "cert",
+		CAKeyPEM:   "key",
+		JoinToken:  "jointoken",
+		AdminToken: AdminToken{ID: "root", Hash: "adminhash"},
+		At:         t0,
 	})
 	return h
 }

@@ -59,10 +59,10 @@ func (s *Settings) ServerAddresses() []netip.Prefix {
 
 // Cluster holds the cluster's trust material.
 type Cluster struct {
-	CACertPEM     string    `json:"ca_cert_pem"`
-	CAKeyPEM      string    `json:"ca_key_pem"`
-	JoinTokenHash string    `json:"join_token_hash"`
-	CreatedAt     time.Time `json:"created_at"`
+	CACertPEM string    `json:"ca_cert_pem"`
+	CAKeyPEM  string    `json:"ca_key_pem"`
+	JoinToken string    `json:"join_token"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // Node is a cluster member as the replicated state knows it.

@@ -1,0 +1,55 @@
+// Package wgkey generates WireGuard keys: Curve25519 private/public key pairs
+// and preshared keys, all in WireGuard's base64 form.
+package wgkey
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+
+	"golang.org/x/crypto/curve25519"
+)
+
+// Pair is a WireGuard key pair in base64.
+type Pair struct {
+	Private string
+	Public  string
+}
+
+// Generate returns a fresh key pair.
+func Generate() (Pair, error) {
+	var k [32]byte
+	if _, err := rand.Read(k[:]); err != nil {
+		return Pair{}, fmt.Errorf("read random: %w", err)
+	}
+	// Clamp as WireGuard does.
+	k[0] &= 248
+	k[31] = (k[31] & 127) | 64
+	pub, err := curve25519.X25519(k[:], curve25519.Basepoint)
+	if err != nil {
+		return Pair{}, fmt.Errorf("derive public key: %w", err)
+	}
+	return Pair{Private: base64.StdEncoding.EncodeToString(k[:]), Public: base64.StdEncoding.EncodeToString(pub)}, nil
+}
+
+// Public derives the public key of a base64 private key.
+func Public(private string) (string, error) {
+	k, err := base64.StdEncoding.DecodeString(private)
+	if err != nil || len(k) != 32 {
+		return "", fmt.Errorf("private key is not 32 bytes of base64")
+	}
+	pub, err := curve25519.X25519(k, curve25519.Basepoint)
+	if err != nil {
+		return "", fmt.Errorf("derive public key: %w", err)
+	}
+	return base64.StdEncoding.EncodeToString(pub), nil
+}
+
+// Preshared returns a fresh preshared key.
+func Preshared() (string, error) {
+	var k [32]byte
+	if _, err := rand.Read(k[:]); err != nil {
+		return "", fmt.Errorf("read random: %w", err)
+	}
+	return base64.StdEncoding.EncodeToString(k[:]), nil
+}
