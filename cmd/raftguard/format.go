@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/raftguard/raftguard/httpapi"
+)
+
+// The functions in this file turn API answers into text; they are pure so
+// tests can call them.
+
+func prefixes(ps []netip.Prefix) string {
+	if len(ps) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func ago(t *time.Time, now time.Time) string {
+	if t == nil || t.IsZero() {
+		return "never"
+	}
+	return now.Sub(*t).Round(time.Second).String() + " ago"
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func table(rows [][]string) string {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	tw.Flush()
+	return b.String()
+}
+
+func formatPeers(peers []httpapi.PeerView) string {
+	return formatPeersAt(peers, time.Now())
+}
+
+func formatPeersAt(peers []httpapi.PeerView, now time.Time) string {
+	if len(peers) == 0 {
+		return "no peers\n"
+	}
+	rows := [][]string{{"NAME", "ADDRESSES", "ENABLED", "ENDPOINT", "HANDSHAKE", "PUBLIC KEY"}}
+	for _, p := range peers {
+		rows = append(rows, []string{p.Name, prefixes(p.Addresses), yesNo(p.Enabled), orDash(p.Endpoint), ago(p.LatestHandshake, now), p.PublicKey})
+	}
+	return table(rows)
+}
+
+func formatPeer(p httpapi.PeerView) string {
+	return formatPeerAt(p, time.Now())
+}
+
+func formatPeerAt(p httpapi.PeerView, now time.Time) string {
+	return table([][]string{
+		{"name:", p.Name},
+		{"public key:", p.PublicKey},
+		{"addresses:", prefixes(p.Addresses)},
+		{"allowed ips:", prefixes(p.AllowedIPs)},
+		{"enabled:", yesNo(p.Enabled)},
+		{"preshared key:", yesNo(p.HasPresharedKey)},
+		{"endpoint:", orDash(p.Endpoint)},
+		{"latest handshake:", ago(p.LatestHandshake, now)},
+		{"transfer:", fmt.Sprintf("%d B received, %d B sent", p.RxBytes, p.TxBytes)},
+		{"created:", p.CreatedAt.Format(time.RFC3339)},
+		{"updated:", p.UpdatedAt.Format(time.RFC3339)},
+	})
+}
+
+// formatCreatedPeer shows a new peer. With generated keys, stdout gets the
+// client config alone (so `peer add NAME > NAME.conf` works) and note, for
+// stderr, says it holds the only copy of the private key.
+func formatCreatedPeer(r httpapi.CreatePeerResponse) (stdout, note string) {
+	summary := fmt.Sprintf("peer %s: %s\n", r.Name, prefixes(r.Addresses))
+	if r.Config == "" {
+		return summary, ""
+	}
+	return r.Config, summary + "The client config below holds the only copy of the private key: save it now.\n"
+}
+
+func formatCluster(st httpapi.ClusterStatus) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "leader: %s   term: %d   VIP holder: %s\n\n", orDash(st.LeaderID), st.Term, orDash(st.VIPHolder))
+	rows := [][]string{{"NODE", "ROLE", "VOTER", "RAFT", "API", "LAST", "APPLIED", "VIP", "INTERFACE"}}
+	for _, n := range st.Nodes {
+		role, iface := n.Role, "down"
+		if !n.Reachable {
+			role = "unreachable"
+			iface = "?"
+		} else if n.InterfaceUp {
+			iface = "up"
+		}
+		if n.Dataplane == "none" {
+			iface = "none"
+		}
+		rows = append(rows, []string{n.NodeID, role, yesNo(n.Voter), orDash(n.RaftAddr), orDash(n.APIAddr),
+			fmt.Sprint(n.LastIndex), fmt.Sprint(n.AppliedIndex), yesNo(n.VIPHolder), iface})
+	}
+	b.WriteString(table(rows))
+	return b.String()
+}

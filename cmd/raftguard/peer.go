@@ -1,0 +1,201 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/raftguard/raftguard/httpapi"
+)
+
+func peerCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "peer",
+		Usage: "manage WireGuard peers (clients)",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "add",
+				Usage:     "create a peer; without --public-key a key pair is generated and the client config printed once",
+				ArgsUsage: "NAME",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "public-key", Usage: "the client's public key (base64)"},
+					&cli.StringSliceFlag{Name: "ip", Usage: "tunnel address (repeatable); default: the next free address of each pool"},
+					&cli.StringSliceFlag{Name: "allowed-ips", Usage: "extra routes behind the peer (site-to-site), CIDR[,CIDR...]"},
+					&cli.BoolFlag{Name: "no-psk", Usage: "do not generate a preshared key"},
+					&cli.BoolFlag{Name: "disabled", Usage: "create the peer disabled"},
+				},
+				Action: peerAdd,
+			},
+			{Name: "list", Usage: "list peers", Action: peerList},
+			{Name: "show", Usage: "show one peer", ArgsUsage: "NAME", Action: peerShow},
+			{Name: "rm", Aliases: []string{"delete"}, Usage: "delete a peer", ArgsUsage: "NAME", Action: peerRemove},
+			{Name: "enable", Usage: "enable a peer", ArgsUsage: "NAME", Action: peerSetEnabled(true)},
+			{Name: "disable", Usage: "disable a peer (it keeps its address and leaves the interface)", ArgsUsage: "NAME", Action: peerSetEnabled(false)},
+			{Name: "config", Usage: "print a peer's client config (the private key is a placeholder)", ArgsUsage: "NAME", Action: peerConfig},
+		},
+	}
+}
+
+func oneArg(c *cli.Context, what string) (string, error) {
+	if c.NArg() != 1 {
+		return "", fmt.Errorf("want exactly one argument: %s", what)
+	}
+	return c.Args().First(), nil
+}
+
+func peerPath(name string) string { return "/v1/peers/" + url.PathEscape(name) }
+
+func peerAdd(c *cli.Context) error {
+	name, err := oneArg(c, "the peer's NAME")
+	if err != nil {
+		return err
+	}
+	out, err := output(c)
+	if err != nil {
+		return err
+	}
+	cl, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	req := httpapi.CreatePeerRequest{Name: name, Addresses: c.StringSlice("ip"), AllowedIPs: splitCSV(c.StringSlice("allowed-ips"))}
+	if k := c.String("public-key"); k != "" {
+		req.PublicKey = &k
+	}
+	if c.Bool("no-psk") {
+		empty := ""
+		req.PresharedKey = &empty
+	}
+	if c.Bool("disabled") {
+		f := false
+		req.Enabled = &f
+	}
+	var resp httpapi.CreatePeerResponse
+	if _, err := cl.do(c.Context, http.MethodPost, "/v1/peers", req, &resp); err != nil {
+		return err
+	}
+	if out == "json" {
+		return printJSON(c.App.Writer, resp)
+	}
+	stdout, note := formatCreatedPeer(resp)
+	fmt.Fprint(c.App.ErrWriter, note)
+	fmt.Fprint(c.App.Writer, stdout)
+	return nil
+}
+
+func splitCSV(in []string) []string {
+	var out []string
+	for _, v := range in {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func peerList(c *cli.Context) error {
+	out, err := output(c)
+	if err != nil {
+		return err
+	}
+	cl, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	var resp struct {
+		Peers []httpapi.PeerView `json:"peers"`
+	}
+	if _, err := cl.do(c.Context, http.MethodGet, "/v1/peers", nil, &resp); err != nil {
+		return err
+	}
+	if out == "json" {
+		return printJSON(c.App.Writer, resp)
+	}
+	fmt.Fprint(c.App.Writer, formatPeers(resp.Peers))
+	return nil
+}
+
+func peerShow(c *cli.Context) error {
+	name, err := oneArg(c, "the peer's NAME")
+	if err != nil {
+		return err
+	}
+	out, err := output(c)
+	if err != nil {
+		return err
+	}
+	cl, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	var p httpapi.PeerView
+	if _, err := cl.do(c.Context, http.MethodGet, peerPath(name), nil, &p); err != nil {
+		return err
+	}
+	if out == "json" {
+		return printJSON(c.App.Writer, p)
+	}
+	fmt.Fprint(c.App.Writer, formatPeer(p))
+	return nil
+}
+
+func peerRemove(c *cli.Context) error {
+	name, err := oneArg(c, "the peer's NAME")
+	if err != nil {
+		return err
+	}
+	cl, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	if _, err := cl.do(c.Context, http.MethodDelete, peerPath(name), nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "peer %s deleted\n", name)
+	return nil
+}
+
+func peerSetEnabled(enabled bool) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		name, err := oneArg(c, "the peer's NAME")
+		if err != nil {
+			return err
+		}
+		cl, err := newClient(c)
+		if err != nil {
+			return err
+		}
+		var p httpapi.PeerView
+		if _, err := cl.do(c.Context, http.MethodPatch, peerPath(name), httpapi.UpdatePeerRequest{Enabled: &enabled}, &p); err != nil {
+			return err
+		}
+		state := "disabled"
+		if p.Enabled {
+			state = "enabled"
+		}
+		fmt.Fprintf(c.App.Writer, "peer %s %s\n", name, state)
+		return nil
+	}
+}
+
+func peerConfig(c *cli.Context) error {
+	name, err := oneArg(c, "the peer's NAME")
+	if err != nil {
+		return err
+	}
+	cl, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	data, err := cl.do(c.Context, http.MethodGet, peerPath(name)+"/config", nil, nil)
+	if err != nil {
+		return err
+	}
+	_, err = c.App.Writer.Write(data)
+	return err
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/raftguard/raftguard/internal/agent"
+	"github.com/raftguard/raftguard/internal/logging"
+)
+
+func serverFlags() []cli.Flag {
+	str := func(name, usage, def string) cli.Flag {
+		return &cli.StringFlag{Name: name, Usage: usage, EnvVars: envVar(name), DefaultText: def}
+	}
+	list := func(name, usage, def string) cli.Flag {
+		return &cli.StringSliceFlag{Name: name, Usage: usage, EnvVars: envVar(name), DefaultText: def}
+	}
+	dur := func(name, usage, def string) cli.Flag {
+		return &cli.DurationFlag{Name: name, Usage: usage, EnvVars: envVar(name), DefaultText: def, Category: "Raft tuning"}
+	}
+	cluster := func(f cli.Flag) cli.Flag {
+		switch f := f.(type) {
+		case *cli.StringFlag:
+			f.Category = "Cluster settings (with --bootstrap)"
+		case *cli.StringSliceFlag:
+			f.Category = "Cluster settings (with --bootstrap)"
+		case *cli.IntFlag:
+			f.Category = "Cluster settings (with --bootstrap)"
+		}
+		return f
+	}
+	return []cli.Flag{
+		str("data-dir", "Raft log, snapshots, node identity, TLS material", agent.DefaultDataDir),
+		str("node-id", "unique, stable node name; stored on first start", "hostname"),
+		str("raft-addr", "bind address for Raft", "0.0.0.0:7000"),
+		str("api-addr", "bind address for the HTTP API", "0.0.0.0:7443"),
+		str("advertise", "address other nodes use to reach this node (Raft and API ports are added)", "first non-loopback address"),
+		str("vip-interface", "NIC on which this node claims the VIP when leader", "the interface that holds --advertise"),
+		str("wg-interface", "name of the WireGuard interface", agent.DefaultWGInterface),
+		str("dataplane", "auto, kernel, userspace or none", agent.DefaultDataplane),
+		&cli.BoolFlag{Name: "bootstrap", Usage: "create a new cluster if this data dir holds none", EnvVars: envVar("bootstrap")},
+		list("join", "API addresses of existing members (ADDR[,ADDR...]); used when the data dir holds no state", ""),
+		str("token", "join token (printed at bootstrap, or by `raftguard cluster token`)", ""),
+		str("log-level", "debug, info, warn or error", "info"),
+		str("log-format", "text or json", "text"),
+		cluster(list("vip", "virtual IP with prefix, e.g. 192.0.2.10/24; repeat for one IPv4 and one IPv6 VIP", "required")),
+		cluster(str("endpoint", "host:port written into client configs", "first VIP and the listen port")),
+		cluster(&cli.IntFlag{Name: "listen-port", Usage: "WireGuard UDP port", EnvVars: envVar("listen-port"), DefaultText: "51820"}),
+		cluster(str("pool", "IPv4 tunnel network; the server takes its first host address", agent.DefaultPool)),
+		cluster(str("pool6", "IPv6 tunnel network (optional)", "none")),
+		cluster(list("client-allowed-ips", "AllowedIPs written into client configs", "0.0.0.0/0, ::/0")),
+		cluster(list("client-dns", "DNS written into client configs", "none")),
+		cluster(&cli.IntFlag{Name: "mtu", Usage: "interface MTU", EnvVars: envVar("mtu"), DefaultText: "1420"}),
+		cluster(&cli.IntFlag{Name: "keepalive", Usage: "PersistentKeepalive written into client configs", EnvVars: envVar("keepalive"), DefaultText: "25"}),
+		dur("raft-heartbeat-timeout", "follower's wait for the leader before an election (250ms..500ms)", "250ms"),
+		dur("raft-election-timeout", "candidate's wait for votes", "250ms"),
+		dur("raft-lease-timeout", "leader steps down after this long without a quorum", "200ms"),
+		&cli.Uint64Flag{Name: "raft-snapshot-threshold", Usage: "log entries between snapshots", EnvVars: envVar("raft-snapshot-threshold"), DefaultText: "8192", Category: "Raft tuning"},
+		dur("raft-snapshot-interval", "how often to check whether to snapshot", "30s"),
+		&cli.Uint64Flag{Name: "raft-trailing-logs", Usage: "log entries kept after a snapshot", EnvVars: envVar("raft-trailing-logs"), DefaultText: "10240", Category: "Raft tuning"},
+	}
+}
+
+func serverCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "server",
+		Usage: "run a raftguard node",
+		Description: "Bootstrap the first node with --bootstrap --vip ADDR/PREFIX; join the others with\n" +
+			"--join ADDR --token TOKEN. A restarted node needs only --data-dir.",
+		Flags:  serverFlags(),
+		Action: runServer,
+	}
+}
+
+func serverConfig(c *cli.Context) agent.Config {
+	cfg := agent.Config{
+		DataDir:      c.String("data-dir"),
+		NodeID:       c.String("node-id"),
+		RaftAddr:     c.String("raft-addr"),
+		APIAddr:      c.String("api-addr"),
+		Advertise:    c.String("advertise"),
+		VIPInterface: c.String("vip-interface"),
+		WGInterface:  c.String("wg-interface"),
+		Dataplane:    c.String("dataplane"),
+		Bootstrap:    c.Bool("bootstrap"),
+		Join:         c.StringSlice("join"),
+		Token:        c.String("token"),
+		Cluster: agent.ClusterFlags{
+			VIPs:             c.StringSlice("vip"),
+			Endpoint:         c.String("endpoint"),
+			ListenPort:       c.Int("listen-port"),
+			Pool:             c.String("pool"),
+			Pool6:            c.String("pool6"),
+			ClientAllowedIPs: c.StringSlice("client-allowed-ips"),
+			ClientDNS:        c.StringSlice("client-dns"),
+			MTU:              c.Int("mtu"),
+		},
+		Raft: agent.RaftTuning{
+			HeartbeatTimeout:   c.Duration("raft-heartbeat-timeout"),
+			ElectionTimeout:    c.Duration("raft-election-timeout"),
+			LeaderLeaseTimeout: c.Duration("raft-lease-timeout"),
+			SnapshotThreshold:  c.Uint64("raft-snapshot-threshold"),
+			SnapshotInterval:   c.Duration("raft-snapshot-interval"),
+			TrailingLogs:       c.Uint64("raft-trailing-logs"),
+		},
+		Stderr: c.App.ErrWriter,
+	}
+	if c.IsSet("keepalive") {
+		k := c.Int("keepalive")
+		cfg.Cluster.Keepalive = &k
+	}
+	return cfg
+}
+
+func runServer(c *cli.Context) error {
+	level, format := c.String("log-level"), c.String("log-format")
+	if level == "" {
+		level = "info"
+	}
+	if format == "" {
+		format = "text"
+	}
+	log, err := logging.New(c.App.ErrWriter, level, format)
+	if err != nil {
+		return err
+	}
+	cfg := serverConfig(c)
+	cfg.Logger = log
+	// Everything the node writes is private to it: keys, tokens, the log.
+	syscall.Umask(0o077)
+
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := agent.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	stop()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := a.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

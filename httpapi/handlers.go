@@ -1,0 +1,605 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/raftguard/raftguard/fsm"
+	"github.com/raftguard/raftguard/internal/pki"
+	"github.com/raftguard/raftguard/internal/wgkey"
+)
+
+func (s *Server) register() {
+	s.handle("GET /v1/health", public, local, s.health)
+	s.handle("GET /v1/node", admin, local, s.node)
+	s.handle("GET /v1/cluster", admin, read, s.cluster)
+	s.handle("POST /v1/cluster/transfer-leader", admin, write, s.transferLeader)
+	s.handle("DELETE /v1/cluster/nodes/{id}", admin, write, s.removeNode)
+	s.handle("GET /v1/cluster/token", admin, read, s.joinToken)
+	s.handle("POST /v1/cluster/token/rotate", admin, write, s.rotateJoinToken)
+	s.handle("GET /v1/cluster/admin-tokens", admin, read, s.listAdminTokens)
+	s.handle("POST /v1/cluster/admin-tokens", admin, write, s.createAdminToken)
+	s.handle("DELETE /v1/cluster/admin-tokens/{id}", admin, write, s.revokeAdminToken)
+	s.handle("POST /v1/cluster/join/certificate", joiner, write, s.joinCertificate)
+	s.handle("POST /v1/cluster/join", joiner, write, s.join)
+	s.handle("GET /v1/interface", admin, read, s.iface)
+	s.handle("POST /v1/keys", admin, local, s.keys)
+	s.handle("GET /v1/peers", admin, read, s.listPeers)
+	s.handle("POST /v1/peers", admin, write, s.createPeer)
+	s.handle("GET /v1/peers/{name}", admin, read, s.getPeer)
+	s.handle("PATCH /v1/peers/{name}", admin, write, s.updatePeer)
+	s.handle("DELETE /v1/peers/{name}", admin, write, s.deletePeer)
+	s.handle("GET /v1/peers/{name}/config", admin, read, s.peerConfig)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(HeaderNode, s.b.NodeID())
+		writeError(w, errorf(http.StatusNotFound, "no_route", "no route %s %s", r.Method, r.URL.Path))
+	})
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) health(w http.ResponseWriter, r *request) error {
+	st := s.b.Status()
+	writeJSON(w, http.StatusOK, Health{Status: "ok", NodeID: st.NodeID, Role: st.Role, LeaderID: st.LeaderID})
+	return nil
+}
+
+func (s *Server) node(w http.ResponseWriter, r *request) error {
+	writeJSON(w, http.StatusOK, s.b.Status())
+	return nil
+}
+
+// cluster asks every member for its own status, in parallel, briefly.
+func (s *Server) cluster(w http.ResponseWriter, r *request) error {
+	servers, err := s.b.Servers()
+	if err != nil {
+		return err
+	}
+	self := s.b.Status()
+	out := ClusterStatus{LeaderID: self.LeaderID, Term: self.Term, Nodes: make([]ClusterNode, len(servers))}
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		cn := &out.Nodes[i]
+		cn.NodeID, cn.RaftAddr, cn.Voter = srv.ID, srv.RaftAddr, srv.Voter
+		if srv.ID == self.NodeID {
+			cn.NodeStatus, cn.Reachable = self, true
+			continue
+		}
+		n, ok := s.b.State().Node(srv.ID)
+		if !ok {
+			cn.Error = "no API address registered"
+			continue
+		}
+		cn.APIAddr = n.APIAddr
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := s.fetchNode(r.Context(), n.APIAddr)
+			if err != nil {
+				cn.Error = err.Error()
+				return
+			}
+			cn.NodeStatus, cn.Reachable = st, true
+			cn.RaftAddr = srv.RaftAddr
+		}()
+	}
+	wg.Wait()
+	slices.SortFunc(out.Nodes, func(a, b ClusterNode) int { return strings.Compare(a.NodeID, b.NodeID) })
+	for _, n := range out.Nodes {
+		if n.VIPHolder {
+			out.VIPHolder = n.NodeID
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) fetchNode(ctx context.Context, addr string) (NodeStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/v1/node", nil)
+	if err != nil {
+		return NodeStatus{}, err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return NodeStatus{}, fmt.Errorf("unreachable: %w", errors.Unwrap(err))
+	}
+	defer resp.Body.Close()
+	var st NodeStatus
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("answered %s", resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+func (s *Server) transferLeader(w http.ResponseWriter, r *request) error {
+	var req TransferRequest
+	if len(strings.TrimSpace(string(r.body))) > 0 {
+		if err := decode(r, &req); err != nil {
+			return err
+		}
+	}
+	if req.To != "" {
+		if err := s.checkMember(req.To); err != nil {
+			return err
+		}
+		if req.To == s.b.NodeID() {
+			writeJSON(w, http.StatusOK, TransferResponse{LeaderID: req.To})
+			return nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	id, err := s.b.TransferLeadership(ctx, req.To)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, TransferResponse{LeaderID: id})
+	return nil
+}
+
+func (s *Server) checkMember(id string) error {
+	servers, err := s.b.Servers()
+	if err != nil {
+		return err
+	}
+	for _, srv := range servers {
+		if srv.ID == id {
+			return nil
+		}
+	}
+	return errorf(http.StatusNotFound, "not_found", "no node %q in the cluster", id)
+}
+
+func (s *Server) removeNode(w http.ResponseWriter, r *request) error {
+	id := r.PathValue("id")
+	if id == s.b.NodeID() {
+		return errorf(http.StatusConflict, "is_leader", "node %q is the leader: transfer leadership first (raftguard cluster transfer-leader)", id)
+	}
+	if err := s.checkMember(id); err != nil {
+		if _, known := s.b.State().Node(id); !known {
+			return err
+		}
+	}
+	if err := s.b.RemoveServer(id); err != nil {
+		return err
+	}
+	if _, known := s.b.State().Node(id); known {
+		if _, err := s.apply(w, fsm.CmdRemoveNode, fsm.RemoveNode{ID: id, At: time.Now().UTC()}); err != nil {
+			return err
+		}
+	}
+	// The node's own admin token goes with it.
+	_, _ = s.b.Apply(fsm.CmdRevokeAdminToken, fsm.RevokeAdminToken{ID: NodeTokenID(id), At: time.Now().UTC()})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// NodeTokenID is the admin token ID given to a node when it joins.
+func NodeTokenID(nodeID string) string { return "node-" + nodeID }
+
+func (s *Server) joinToken(w http.ResponseWriter, r *request) error {
+	writeJSON(w, http.StatusOK, JoinTokenResponse{Token: s.b.State().Cluster().JoinToken})
+	return nil
+}
+
+func (s *Server) rotateJoinToken(w http.ResponseWriter, r *request) error {
+	fp, err := s.caFingerprint()
+	if err != nil {
+		return err
+	}
+	tok, err := pki.NewJoinToken(fp)
+	if err != nil {
+		return err
+	}
+	if _, err := s.apply(w, fsm.CmdSetJoinToken, fsm.SetJoinToken{Token: tok, At: time.Now().UTC()}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, JoinTokenResponse{Token: tok})
+	return nil
+}
+
+func (s *Server) caFingerprint() (string, error) {
+	ca, err := pki.ParseCA([]byte(s.b.State().Cluster().CACertPEM), []byte(s.b.State().Cluster().CAKeyPEM))
+	if err != nil {
+		return "", fmt.Errorf("cluster CA: %w", err)
+	}
+	return ca.Fingerprint(), nil
+}
+
+func (s *Server) listAdminTokens(w http.ResponseWriter, r *request) error {
+	out := []TokenView{}
+	for _, t := range s.b.State().AdminTokens() {
+		out = append(out, TokenView{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": out})
+	return nil
+}
+
+func (s *Server) createAdminToken(w http.ResponseWriter, r *request) error {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if len(strings.TrimSpace(string(r.body))) > 0 {
+		if err := decode(r, &req); err != nil {
+			return err
+		}
+	}
+	if req.Name != "" {
+		if err := fsm.ValidateName(req.Name); err != nil {
+			return err
+		}
+	}
+	tok, err := pki.NewAdminToken()
+	if err != nil {
+		return err
+	}
+	id := "tok-" + pki.HashToken(tok)[:12]
+	at := fsm.AdminToken{ID: id, Name: req.Name, Hash: pki.HashToken(tok)}
+	now := time.Now().UTC()
+	if _, err := s.apply(w, fsm.CmdAddAdminToken, fsm.AddAdminToken{Token: at, At: now}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, NewTokenResponse{TokenView: TokenView{ID: id, Name: req.Name, CreatedAt: now}, Token: tok})
+	return nil
+}
+
+func (s *Server) revokeAdminToken(w http.ResponseWriter, r *request) error {
+	id := r.PathValue("id")
+	if _, err := s.apply(w, fsm.CmdRevokeAdminToken, fsm.RevokeAdminToken{ID: id, At: time.Now().UTC()}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// checkJoinToken verifies a join token against the cluster's, in constant
+// time, counting failures per source.
+func (s *Server) checkJoinToken(r *request, token string) error {
+	cur := s.b.State().Cluster().JoinToken
+	_, want, err1 := pki.ParseJoinToken(cur)
+	fp, got, err2 := pki.ParseJoinToken(token)
+	ok := err1 == nil && err2 == nil &&
+		subtle.ConstantTimeCompare([]byte(pki.HashToken(want)), []byte(pki.HashToken(got))) == 1
+	if ok {
+		if cfp, err := s.caFingerprint(); err == nil && cfp == fp {
+			return nil
+		}
+	}
+	s.limit.fail(sourceIP(r.Request))
+	s.log.Warn("join refused: invalid join token", "source", sourceIP(r.Request))
+	return errorf(http.StatusUnauthorized, "bad_join_token", "the join token is not valid for this cluster (get the current one with: raftguard cluster token)")
+}
+
+func (s *Server) joinCertificate(w http.ResponseWriter, r *request) error {
+	var req JoinCertRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if err := s.checkJoinToken(r, req.Token); err != nil {
+		return err
+	}
+	if err := fsm.ValidateName(req.NodeID); err != nil {
+		return fmt.Errorf("node id: %w", err)
+	}
+	var ips []net.IP
+	for _, a := range req.IPs {
+		ip := net.ParseIP(a)
+		if ip == nil {
+			return errorf(http.StatusBadRequest, "invalid", "%q is not an IP address", a)
+		}
+		ips = append(ips, ip)
+	}
+	cl := s.b.State().Cluster()
+	ca, err := pki.ParseCA([]byte(cl.CACertPEM), []byte(cl.CAKeyPEM))
+	if err != nil {
+		return fmt.Errorf("cluster CA: %w", err)
+	}
+	cert, err := ca.SignNode([]byte(req.CSR), req.NodeID, ips, []string{req.NodeID}, time.Now())
+	if err != nil {
+		return errorf(http.StatusBadRequest, "invalid", "certificate request: %v", err)
+	}
+	tok, err := pki.NewAdminToken()
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	id := NodeTokenID(req.NodeID)
+	if _, err := s.b.Apply(fsm.CmdRevokeAdminToken, fsm.RevokeAdminToken{ID: id, At: now}); err != nil && !errors.Is(err, fsm.ErrNotFound) {
+		return err
+	}
+	if _, err := s.apply(w, fsm.CmdAddAdminToken, fsm.AddAdminToken{Token: fsm.AdminToken{ID: id, Name: "node " + req.NodeID, Hash: pki.HashToken(tok)}, At: now}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, JoinCertResponse{CACert: cl.CACertPEM, Cert: string(cert), AdminToken: tok})
+	return nil
+}
+
+func (s *Server) join(w http.ResponseWriter, r *request) error {
+	var req JoinRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if err := s.checkJoinToken(r, req.Token); err != nil {
+		return err
+	}
+	if err := fsm.ValidateName(req.NodeID); err != nil {
+		return fmt.Errorf("node id: %w", err)
+	}
+	for _, a := range []string{req.RaftAddr, req.APIAddr} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return errorf(http.StatusBadRequest, "invalid", "%q is not a host:port address", a)
+		}
+	}
+	if err := s.b.AddVoter(req.NodeID, req.RaftAddr); err != nil {
+		return err
+	}
+	if _, err := s.apply(w, fsm.CmdRegisterNode, fsm.RegisterNode{ID: req.NodeID, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr, At: time.Now().UTC()}); err != nil {
+		return err
+	}
+	s.log.Info("node joined", "node", req.NodeID, "raft_addr", req.RaftAddr, "api_addr", req.APIAddr)
+	writeJSON(w, http.StatusOK, JoinResponse{LeaderID: s.b.NodeID()})
+	return nil
+}
+
+func (s *Server) iface(w http.ResponseWriter, r *request) error {
+	st := s.b.State()
+	set := st.Settings()
+	total, enabled := st.PeerCounts()
+	writeJSON(w, http.StatusOK, InterfaceView{
+		PublicKey:  set.PublicKey,
+		ListenPort: set.ListenPort,
+		Addresses:  set.ServerAddresses(),
+		VIPs:       set.VIPs,
+		Endpoint:   set.Endpoint,
+		MTU:        set.MTU,
+		Peers:      total,
+		Enabled:    enabled,
+	})
+	return nil
+}
+
+func (s *Server) keys(w http.ResponseWriter, r *request) error {
+	kp, err := wgkey.Generate()
+	if err != nil {
+		return err
+	}
+	psk, err := wgkey.Preshared()
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, Keys{PrivateKey: kp.Private, PublicKey: kp.Public, PresharedKey: psk})
+	return nil
+}
+
+func (s *Server) listPeers(w http.ResponseWriter, r *request) error {
+	peers := s.b.State().Peers()
+	stats := s.b.PeerStats()
+	out := make([]PeerView, 0, len(peers))
+	for _, p := range peers {
+		out = append(out, viewPeer(p, statsFor(stats, p.PublicKey)))
+	}
+	writeJSON(w, http.StatusOK, map[string][]PeerView{"peers": out})
+	return nil
+}
+
+func statsFor(m map[string]PeerStats, key string) *PeerStats {
+	if st, ok := m[key]; ok {
+		return &st
+	}
+	return nil
+}
+
+func (s *Server) lookupPeer(name string) (fsm.Peer, error) {
+	p, ok := s.b.State().Peer(name)
+	if !ok {
+		return p, errorf(http.StatusNotFound, "not_found", "no peer named %q", name)
+	}
+	return p, nil
+}
+
+func (s *Server) getPeer(w http.ResponseWriter, r *request) error {
+	p, err := s.lookupPeer(r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, viewPeer(p, statsFor(s.b.PeerStats(), p.PublicKey)))
+	return nil
+}
+
+func parsePrefixes(field string, in []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(in))
+	for _, s := range in {
+		p, err := fsm.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", field, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func (s *Server) createPeer(w http.ResponseWriter, r *request) error {
+	var req CreatePeerRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if err := fsm.ValidateName(req.Name); err != nil {
+		return err
+	}
+	cmd := fsm.AddPeer{Name: req.Name, Enabled: true, At: time.Now().UTC()}
+	if req.Enabled != nil {
+		cmd.Enabled = *req.Enabled
+	}
+	var private string
+	if req.PublicKey != nil {
+		if err := fsm.ValidateKey(*req.PublicKey); err != nil {
+			return fmt.Errorf("public_key: %w", err)
+		}
+		cmd.PublicKey = *req.PublicKey
+	} else {
+		kp, err := wgkey.Generate()
+		if err != nil {
+			return err
+		}
+		private, cmd.PublicKey = kp.Private, kp.Public
+		if req.PresharedKey == nil {
+			if cmd.PresharedKey, err = wgkey.Preshared(); err != nil {
+				return err
+			}
+		}
+	}
+	if req.PresharedKey != nil && *req.PresharedKey != "" {
+		if err := fsm.ValidateKey(*req.PresharedKey); err != nil {
+			return fmt.Errorf("preshared_key: %w", err)
+		}
+		cmd.PresharedKey = *req.PresharedKey
+	}
+	for _, a := range req.Addresses {
+		p, err := fsm.ParseHostAddress(a)
+		if err != nil {
+			return fmt.Errorf("addresses: %w", err)
+		}
+		cmd.Addresses = append(cmd.Addresses, p)
+	}
+	routes, err := parsePrefixes("allowed_ips", req.AllowedIPs)
+	if err != nil {
+		return err
+	}
+	if len(routes) > 0 {
+		cmd.AllowedIPs = routes
+	}
+	res, err := s.apply(w, fsm.CmdAddPeer, cmd)
+	if err != nil {
+		return err
+	}
+	out := res.(fsm.AddPeerResult)
+	resp := CreatePeerResponse{PeerView: viewPeer(out.Peer, nil)}
+	status := http.StatusOK
+	if out.Created {
+		status = http.StatusCreated
+		w.Header().Set("Location", "/v1/peers/"+out.Peer.Name)
+		if private != "" {
+			resp.PrivateKey = private
+			resp.Config = ClientConfig(s.b.State().Settings(), out.Peer, private, cmd.PresharedKey)
+			w.Header().Set("Cache-Control", "no-store")
+		}
+	}
+	writeJSON(w, status, resp)
+	return nil
+}
+
+func (s *Server) updatePeer(w http.ResponseWriter, r *request) error {
+	name := r.PathValue("name")
+	var req UpdatePeerRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	cmd := fsm.UpdatePeer{Name: name, Enabled: req.Enabled, PresharedKey: req.PresharedKey, At: time.Now().UTC()}
+	if req.PresharedKey != nil && *req.PresharedKey != "" {
+		if err := fsm.ValidateKey(*req.PresharedKey); err != nil {
+			return fmt.Errorf("preshared_key: %w", err)
+		}
+	}
+	if req.AllowedIPs != nil {
+		routes, err := parsePrefixes("allowed_ips", *req.AllowedIPs)
+		if err != nil {
+			return err
+		}
+		cmd.AllowedIPs = &routes
+	}
+	if _, err := s.lookupPeer(name); err != nil {
+		return err
+	}
+	res, err := s.apply(w, fsm.CmdUpdatePeer, cmd)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, viewPeer(res.(fsm.Peer), nil))
+	return nil
+}
+
+func (s *Server) deletePeer(w http.ResponseWriter, r *request) error {
+	name := r.PathValue("name")
+	if _, err := s.lookupPeer(name); err != nil {
+		return err
+	}
+	if _, err := s.apply(w, fsm.CmdDeletePeer, fsm.DeletePeer{Name: name, At: time.Now().UTC()}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) peerConfig(w http.ResponseWriter, r *request) error {
+	p, err := s.lookupPeer(r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	conf := ClientConfig(s.b.State().Settings(), p, "", "")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte(conf))
+	return nil
+}
+
+// Placeholders written into a client config for keys the server does not
+// know (or will not show).
+const (
+	PrivateKeyPlaceholder   = "<client private key>"
+	PresharedKeyPlaceholder = "<preshared key given at creation>"
+)
+
+// ClientConfig renders a wg-quick configuration for peer p. private and psk
+// are written when known (at creation), placeholders otherwise.
+func ClientConfig(set fsm.Settings, p fsm.Peer, private, psk string) string {
+	var b strings.Builder
+	if private == "" {
+		private = PrivateKeyPlaceholder
+	}
+	fmt.Fprintf(&b, "# raftguard peer %s\n[Interface]\nPrivateKey = %s\n", p.Name, private)
+	fmt.Fprintf(&b, "Address = %s\n", joinPrefixes(p.Addresses))
+	if len(set.ClientDNS) > 0 {
+		fmt.Fprintf(&b, "DNS = %s\n", strings.Join(set.ClientDNS, ", "))
+	}
+	if set.MTU > 0 {
+		fmt.Fprintf(&b, "MTU = %d\n", set.MTU)
+	}
+	fmt.Fprintf(&b, "\n[Peer]\nPublicKey = %s\n", set.PublicKey)
+	switch {
+	case psk != "":
+		fmt.Fprintf(&b, "PresharedKey = %s\n", psk)
+	case p.PresharedKey != "":
+		fmt.Fprintf(&b, "PresharedKey = %s\n", PresharedKeyPlaceholder)
+	}
+	allowed := set.ClientAllowedIPs
+	if len(allowed) == 0 {
+		allowed = slices.Clone(set.ServerAddresses())
+	}
+	fmt.Fprintf(&b, "AllowedIPs = %s\nEndpoint = %s\n", joinPrefixes(allowed), set.Endpoint)
+	if set.Keepalive > 0 {
+		fmt.Fprintf(&b, "PersistentKeepalive = %d\n", set.Keepalive)
+	}
+	return b.String()
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, ", ")
+}

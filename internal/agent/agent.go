@@ -1,0 +1,542 @@
+// Package agent wires one raftguard node together: the data dir, the node's
+// TLS identity, the Raft node with the replicated state, the HTTP API, and
+// bootstrap and join. It is used by the command line and by tests.
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/raftguard/raftguard/fsm"
+	"github.com/raftguard/raftguard/httpapi"
+	"github.com/raftguard/raftguard/internal/pki"
+	"github.com/raftguard/raftguard/internal/version"
+	"github.com/raftguard/raftguard/raftnode"
+)
+
+// Agent is one running node.
+type Agent struct {
+	cfg   Config
+	log   *slog.Logger
+	node  nodeFile
+	ident *pki.Identity
+	state *fsm.FSM
+	raft  *raftnode.Node
+	api   *httpapi.Server
+	http  *http.Server
+	apiLn net.Listener
+	lock  *os.File
+
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	shutOnce sync.Once
+	shutErr  error
+}
+
+var _ httpapi.Backend = (*Agent)(nil)
+
+// ErrNoClusterState: the data dir holds no cluster and neither --bootstrap
+// nor --join was given.
+var ErrNoClusterState = errors.New("no cluster state")
+
+// Start brings the node up: it creates or joins a cluster when the data dir
+// holds none, and otherwise resumes from the data dir.
+func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent"), stop: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			a.closeAll()
+		}
+	}()
+	if err := a.prepareDataDir(); err != nil {
+		return nil, err
+	}
+	if err := a.resolveNode(); err != nil {
+		return nil, err
+	}
+	if cfg.Dataplane != "" && cfg.Dataplane != "none" {
+		return nil, fmt.Errorf("--dataplane %s: this build has no data plane yet; run with --dataplane none", cfg.Dataplane)
+	}
+
+	// Listen first so that ports given as :0 are known before certificates
+	// and registrations name them.
+	rl, err := net.Listen("tcp", a.node.RaftAddr)
+	if err != nil {
+		return nil, fmt.Errorf("raft listener on %s: %w", a.node.RaftAddr, err)
+	}
+	rl.Close() // raftnode binds it again below; only the port is needed here
+	a.apiLn, err = net.Listen("tcp", a.node.APIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("API listener on %s: %w", a.node.APIAddr, err)
+	}
+	a.node.RaftAdvertise = advertiseAddr(a.node.Advertise, rl.Addr())
+	a.node.APIAdvertise = advertiseAddr(a.node.Advertise, a.apiLn.Addr())
+	a.node.RaftAddr = rl.Addr().String()
+	a.node.APIAddr = a.apiLn.Addr().String()
+
+	tlsDir := filepath.Join(cfg.DataDir, tlsDirName)
+	a.ident, err = pki.LoadIdentity(tlsDir)
+	fresh := errors.Is(err, pki.ErrNoIdentity)
+	if err != nil && !fresh {
+		return nil, fmt.Errorf("load TLS identity: %w", err)
+	}
+	var joinFP string
+	switch {
+	case !fresh && cfg.Bootstrap:
+		a.log.Info("data dir already holds a cluster; --bootstrap ignored", "data_dir", cfg.DataDir)
+	case fresh && cfg.Bootstrap:
+		if err := a.prepareBootstrap(); err != nil {
+			return nil, err
+		}
+	case fresh && len(cfg.Join) > 0:
+		if joinFP, err = a.requestCertificate(ctx); err != nil {
+			return nil, err
+		}
+	case fresh:
+		return nil, fmt.Errorf("%w in %s: give --bootstrap to create a cluster, or --join ADDR --token TOKEN to join one", ErrNoClusterState, cfg.DataDir)
+	}
+	if err := writeJSONFile(filepath.Join(cfg.DataDir, nodeFileName), &a.node); err != nil {
+		return nil, fmt.Errorf("save node file: %w", err)
+	}
+
+	if err := a.startRaft(); err != nil {
+		return nil, err
+	}
+	hasState := a.raft.HasState()
+	if !hasState {
+		switch {
+		case fileExists(filepath.Join(cfg.DataDir, pendingInitFile)):
+			if err := a.raft.Bootstrap(); err != nil {
+				return nil, fmt.Errorf("bootstrap raft: %w", err)
+			}
+		case len(cfg.Join) == 0:
+			return nil, fmt.Errorf("%w in %s: the node has a certificate but is not a member yet; give --join ADDR --token TOKEN", ErrNoClusterState, cfg.DataDir)
+		}
+	}
+	if err := a.startAPI(); err != nil {
+		return nil, err
+	}
+	if !hasState && len(cfg.Join) > 0 && !fileExists(filepath.Join(cfg.DataDir, pendingInitFile)) {
+		if err := a.joinCluster(ctx, joinFP); err != nil {
+			return nil, err
+		}
+	}
+	a.wg.Add(1)
+	go a.leaderLoop()
+	a.log.Info("node started", "node_id", a.node.NodeID, "raft_addr", a.node.RaftAdvertise, "api_addr", a.node.APIAdvertise, "version", version.Version)
+	return a, nil
+}
+
+func advertiseAddr(host string, bound net.Addr) string {
+	_, port, _ := net.SplitHostPort(bound.String())
+	return net.JoinHostPort(host, port)
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func (a *Agent) prepareDataDir() error {
+	if err := os.MkdirAll(a.cfg.DataDir, dataDirMode); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if err := os.Chmod(a.cfg.DataDir, dataDirMode); err != nil {
+		return fmt.Errorf("data dir permissions: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(a.cfg.DataDir, nodeFileLockName), os.O_CREATE|os.O_RDWR, secretFileMode)
+	if err != nil {
+		return fmt.Errorf("lock data dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("data dir %s is in use by another raftguard process", a.cfg.DataDir)
+	}
+	a.lock = f
+	return nil
+}
+
+// resolveNode merges the stored node file with the flags given now.
+func (a *Agent) resolveNode() error {
+	stored, err := readNodeFile(a.cfg.DataDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if stored == nil {
+		stored = &nodeFile{}
+	}
+	n := *stored
+	pick := func(given, have, def string) string {
+		switch {
+		case given != "":
+			return given
+		case have != "":
+			return have
+		}
+		return def
+	}
+	if a.cfg.NodeID != "" && stored.NodeID != "" && a.cfg.NodeID != stored.NodeID {
+		return fmt.Errorf("--node-id %q differs from %q stored in %s: a node's id never changes", a.cfg.NodeID, stored.NodeID, a.cfg.DataDir)
+	}
+	host, _ := os.Hostname()
+	n.NodeID = pick(a.cfg.NodeID, stored.NodeID, host)
+	if err := fsm.ValidateName(n.NodeID); err != nil {
+		return fmt.Errorf("node id: %w", err)
+	}
+	n.RaftAddr = hostPortDefault(pick(a.cfg.RaftAddr, stored.RaftAddr, "0.0.0.0"), DefaultRaftPort)
+	n.APIAddr = hostPortDefault(pick(a.cfg.APIAddr, stored.APIAddr, "0.0.0.0"), DefaultAPIPort)
+	n.Advertise = pick(a.cfg.Advertise, stored.Advertise, "")
+	if n.Advertise == "" {
+		n.Advertise = defaultAdvertise(n.RaftAddr)
+	}
+	n.VIPInterface = pick(a.cfg.VIPInterface, stored.VIPInterface, "")
+	n.WGInterface = pick(a.cfg.WGInterface, stored.WGInterface, DefaultWGInterface)
+	n.Dataplane = pick(a.cfg.Dataplane, stored.Dataplane, DefaultDataplane)
+	a.node = n
+	a.cfg.Dataplane = n.Dataplane
+	return nil
+}
+
+func (a *Agent) certIPs() []net.IP {
+	var ips []net.IP
+	for _, h := range []string{a.node.Advertise, hostOf(a.node.RaftAddr), hostOf(a.node.APIAddr)} {
+		if ip := net.ParseIP(h); ip != nil && !ip.IsUnspecified() {
+			ips = append(ips, ip)
+		}
+	}
+	return ips
+}
+
+func hostOf(addr string) string {
+	h, _, _ := net.SplitHostPort(addr)
+	return h
+}
+
+func (a *Agent) startRaft() error {
+	serverTLS, err := a.ident.PeerServerConfig()
+	if err != nil {
+		return err
+	}
+	clientTLS, err := a.ident.PeerClientConfig()
+	if err != nil {
+		return err
+	}
+	a.state = fsm.New(func(fsm.CommandType) {})
+	t := a.cfg.Raft
+	a.raft, err = raftnode.New(raftnode.Config{
+		NodeID:             a.node.NodeID,
+		Dir:                filepath.Join(a.cfg.DataDir, raftDirName),
+		BindAddr:           a.node.RaftAddr,
+		AdvertiseAddr:      a.node.RaftAdvertise,
+		ServerTLS:          serverTLS,
+		ClientTLS:          clientTLS,
+		FSM:                a.state,
+		Logger:             a.cfg.Logger,
+		HeartbeatTimeout:   t.HeartbeatTimeout,
+		ElectionTimeout:    t.ElectionTimeout,
+		LeaderLeaseTimeout: t.LeaderLeaseTimeout,
+		SnapshotThreshold:  t.SnapshotThreshold,
+		SnapshotInterval:   t.SnapshotInterval,
+		TrailingLogs:       t.TrailingLogs,
+	})
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	return nil
+}
+
+func (a *Agent) startAPI() error {
+	peerTLS, err := a.ident.PeerClientConfig()
+	if err != nil {
+		return err
+	}
+	serverTLS, err := a.ident.APIServerConfig()
+	if err != nil {
+		return err
+	}
+	a.api = httpapi.New(httpapi.Config{Backend: a, PeerTLS: peerTLS, Logger: a.cfg.Logger.With("component", "api")})
+	a.http = &http.Server{
+		Handler:           a.api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.cfg.Logger.With("component", "http").Handler(), slog.LevelDebug),
+	}
+	ln := tls.NewListener(a.apiLn, serverTLS)
+	go func() {
+		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("API server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// leaderLoop reacts to leadership changes: the leader finishes a pending
+// bootstrap and keeps its own registration current.
+func (a *Agent) leaderLoop() {
+	defer a.wg.Done()
+	wake := a.raft.Subscribe()
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		if a.raft.IsLeader() {
+			if err := a.leaderDuties(); err != nil {
+				a.log.Warn("leader duties", "err", err)
+			}
+		}
+		a.checkClock()
+		select {
+		case <-a.stop:
+			return
+		case <-wake:
+		case <-tick.C:
+		}
+	}
+}
+
+func (a *Agent) leaderDuties() error {
+	if err := a.raft.Barrier(10 * time.Second); err != nil {
+		return fmt.Errorf("barrier: %w", err)
+	}
+	pending := filepath.Join(a.cfg.DataDir, pendingInitFile)
+	if !a.state.Initialized() && fileExists(pending) {
+		if err := a.finishBootstrap(pending); err != nil {
+			return err
+		}
+	}
+	if !a.state.Initialized() {
+		return nil
+	}
+	n, ok := a.state.Node(a.node.NodeID)
+	if !ok || n.RaftAddr != a.node.RaftAdvertise || n.APIAddr != a.node.APIAdvertise {
+		if _, err := a.Apply(fsm.CmdRegisterNode, fsm.RegisterNode{ID: a.node.NodeID, RaftAddr: a.node.RaftAdvertise, APIAddr: a.node.APIAdvertise, At: time.Now().UTC()}); err != nil {
+			return fmt.Errorf("register node: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkClock warns when this node's clock is behind the newest time stamp in
+// the replicated state: WireGuard clients ignore handshake initiations whose
+// time stamp is older than the last one they saw from the shared key.
+func (a *Agent) checkClock() {
+	if last := a.state.LastTime(); time.Now().Before(last.Add(-time.Second)) {
+		a.log.Warn("this node's clock is behind the cluster's: keep all servers in sync with NTP, or clients may ignore this node's handshakes after a failover",
+			"behind_by", time.Until(last).Round(time.Millisecond).String())
+	}
+}
+
+// Shutdown stops the node. A leader first hands leadership to a follower
+// (bounded by ctx), so the cluster keeps serving.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	a.shutOnce.Do(func() {
+		if a.raft != nil && a.raft.IsLeader() {
+			if servers, err := a.raft.Servers(); err == nil && countVoters(servers) > 1 {
+				tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				id, err := a.TransferLeadership(tctx, "")
+				cancel()
+				if err != nil {
+					a.log.Warn("leadership handover before shutdown failed", "err", err)
+				} else {
+					a.log.Info("handed leadership over before shutdown", "new_leader", id)
+				}
+			}
+		}
+		close(a.stop)
+		a.shutErr = a.closeAll()
+		a.wg.Wait()
+	})
+	return a.shutErr
+}
+
+func countVoters(servers []raftnode.Server) int {
+	n := 0
+	for _, s := range servers {
+		if s.Voter {
+			n++
+		}
+	}
+	return n
+}
+
+func (a *Agent) closeAll() error {
+	var errs []error
+	if a.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = a.http.Shutdown(ctx)
+		cancel()
+		a.api.Close()
+	} else if a.apiLn != nil {
+		a.apiLn.Close()
+	}
+	if a.raft != nil {
+		if err := a.raft.Shutdown(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.lock != nil {
+		a.lock.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// ---- accessors ----
+
+// NodeID is this node's id.
+func (a *Agent) NodeID() string { return a.node.NodeID }
+
+// APIAddr is the address other nodes and clients use for this node's API.
+func (a *Agent) APIAddr() string { return a.node.APIAdvertise }
+
+// RaftAddr is the address other nodes use for this node's Raft transport.
+func (a *Agent) RaftAddr() string { return a.node.RaftAdvertise }
+
+// DataDir is the node's data dir.
+func (a *Agent) DataDir() string { return a.cfg.DataDir }
+
+// Raft exposes the Raft node (tests, metrics).
+func (a *Agent) Raft() *raftnode.Node { return a.raft }
+
+// ---- httpapi.Backend ----
+
+// State is the local replica.
+func (a *Agent) State() *fsm.FSM { return a.state }
+
+// IsLeader reports whether this node leads.
+func (a *Agent) IsLeader() bool { return a.raft.IsLeader() }
+
+// LeaderID is the current leader's id, or "".
+func (a *Agent) LeaderID() string {
+	id, _ := a.raft.Leader()
+	return id
+}
+
+// Apply proposes a command on this node (the leader).
+func (a *Agent) Apply(t fsm.CommandType, body any) (any, error) {
+	b, err := fsm.Encode(t, body)
+	if err != nil {
+		return nil, err
+	}
+	res, err := a.raft.Apply(b)
+	return res, translate(err)
+}
+
+func translate(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raftnode.ErrNotLeader):
+		return fmt.Errorf("%w: %v", httpapi.ErrNotLeader, err)
+	case errors.Is(err, raftnode.ErrTimeout):
+		return fmt.Errorf("%w: %v", httpapi.ErrTimeout, err)
+	}
+	return err
+}
+
+// VerifyLeader confirms leadership and waits for the local state to catch up.
+func (a *Agent) VerifyLeader() error {
+	if err := a.raft.Raft().VerifyLeader().Error(); err != nil {
+		return fmt.Errorf("%w: %v", httpapi.ErrNotLeader, err)
+	}
+	return translate(a.raft.Barrier(5 * time.Second))
+}
+
+// AppliedIndex is Raft's applied index on this node.
+func (a *Agent) AppliedIndex() uint64 { return a.raft.Stats().AppliedIndex }
+
+// Status is this node's own view of itself.
+func (a *Agent) Status() httpapi.NodeStatus {
+	st := a.raft.Stats()
+	return httpapi.NodeStatus{
+		NodeID:       a.node.NodeID,
+		Role:         st.State,
+		LeaderID:     a.LeaderID(),
+		Term:         st.Term,
+		LastIndex:    st.LastIndex,
+		CommitIndex:  st.CommitIndex,
+		AppliedIndex: st.AppliedIndex,
+		RaftAddr:     a.node.RaftAdvertise,
+		APIAddr:      a.node.APIAdvertise,
+		Dataplane:    a.cfg.Dataplane,
+		Version:      version.Version,
+	}
+}
+
+// Servers lists the Raft configuration.
+func (a *Agent) Servers() ([]httpapi.Member, error) {
+	servers, err := a.raft.Servers()
+	if err != nil {
+		return nil, translate(err)
+	}
+	out := make([]httpapi.Member, len(servers))
+	for i, s := range servers {
+		out[i] = httpapi.Member{ID: s.ID, RaftAddr: s.Addr, Voter: s.Voter}
+	}
+	return out, nil
+}
+
+// AddVoter adds (or re-addresses) a node.
+func (a *Agent) AddVoter(id, raftAddr string) error { return translate(a.raft.Join(id, raftAddr)) }
+
+// RemoveServer removes a node from the Raft configuration.
+func (a *Agent) RemoveServer(id string) error { return translate(a.raft.Remove(id)) }
+
+// TransferLeadership hands leadership to another node and waits until a new
+// leader is known.
+func (a *Agent) TransferLeadership(ctx context.Context, to string) (string, error) {
+	if err := a.raft.TransferLeadership(to); err != nil {
+		return "", translate(err)
+	}
+	for {
+		if id := a.LeaderID(); id != "" && id != a.node.NodeID {
+			return id, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("%w: no new leader after the handover", httpapi.ErrTimeout)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// PeerStats has no data plane to read yet.
+func (a *Agent) PeerStats() map[string]httpapi.PeerStats { return nil }
+
+// WaitReady waits until the node knows a leader and its state is
+// initialized.
+func (a *Agent) WaitReady(ctx context.Context) error {
+	for {
+		if a.LeaderID() != "" && a.state.Initialized() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %s not ready: %w", a.node.NodeID, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func trimScheme(addr string) string {
+	addr = strings.TrimPrefix(addr, "https://")
+	return strings.TrimSuffix(addr, "/")
+}

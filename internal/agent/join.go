@@ -1,0 +1,243 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/raftguard/raftguard/fsm"
+	"github.com/raftguard/raftguard/httpapi"
+	"github.com/raftguard/raftguard/internal/pki"
+	"github.com/raftguard/raftguard/internal/wgkey"
+)
+
+// ErrJoinRefused: an existing member refused the join (bad token, foreign
+// CA). Retrying will not help.
+var ErrJoinRefused = errors.New("join refused")
+
+// prepareBootstrap creates everything a new cluster needs and keeps the
+// init command in the data dir until the Raft log holds it.
+func (a *Agent) prepareBootstrap() error {
+	settings, err := settingsFromFlags(a.cfg.Cluster)
+	if err != nil {
+		return err
+	}
+	kp, err := wgkey.Generate()
+	if err != nil {
+		return err
+	}
+	settings.PrivateKey, settings.PublicKey = kp.Private, kp.Public
+	if err := fsm.ValidateSettings(&settings); err != nil {
+		return fmt.Errorf("cluster settings: %w", err)
+	}
+	now := time.Now()
+	ca, err := pki.NewCA("raftguard cluster CA", now)
+	if err != nil {
+		return err
+	}
+	keyPEM, key, err := pki.NewKey()
+	if err != nil {
+		return err
+	}
+	csr, err := pki.NewCSR(key, a.node.NodeID)
+	if err != nil {
+		return err
+	}
+	cert, err := ca.SignNode(csr, a.node.NodeID, a.certIPs(), []string{a.node.NodeID}, now)
+	if err != nil {
+		return err
+	}
+	joinTok, err := pki.NewJoinToken(ca.Fingerprint())
+	if err != nil {
+		return err
+	}
+	adminTok, err := pki.NewAdminToken()
+	if err != nil {
+		return err
+	}
+	init := fsm.Init{
+		Settings:   settings,
+		CACertPEM:  string(ca.CertPEM),
+		CAKeyPEM:   string(ca.KeyPEM),
+		JoinToken:  joinTok,
+		AdminToken: fsm.AdminToken{ID: "admin", Name: "bootstrap", Hash: pki.HashToken(adminTok)},
+		At:         now.UTC(),
+	}
+	dir := a.cfg.DataDir
+	if err := writeJSONFile(filepath.Join(dir, pendingInitFile), &init); err != nil {
+		return fmt.Errorf("save bootstrap state: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, adminTokenFile), []byte(adminTok+"\n")); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, joinTokenFile), []byte(joinTok+"\n")); err != nil {
+		return err
+	}
+	a.ident = &pki.Identity{CACertPEM: ca.CertPEM, CertPEM: cert, KeyPEM: keyPEM}
+	if err := a.ident.Save(filepath.Join(dir, tlsDirName)); err != nil {
+		return fmt.Errorf("save TLS identity: %w", err)
+	}
+	fmt.Fprintf(a.cfg.Stderr, `
+raftguard: created a new cluster with node %s.
+These tokens are shown once; they are also saved (mode 0600) in %s.
+
+  admin token: %s
+  join token:  %s
+
+Join more servers with:
+  raftguard server --join %s --token <join token> [--advertise ADDR]
+
+`, a.node.NodeID, dir, adminTok, joinTok, a.node.APIAdvertise)
+	return nil
+}
+
+// finishBootstrap applies the stored init command once this node leads.
+func (a *Agent) finishBootstrap(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var init fsm.Init
+	if err := json.Unmarshal(b, &init); err != nil {
+		return fmt.Errorf("%s is damaged: %w", path, err)
+	}
+	if _, err := a.Apply(fsm.CmdInit, init); err != nil && !errors.Is(err, fsm.ErrAlreadyInitialized) {
+		return fmt.Errorf("initialize cluster: %w", err)
+	}
+	a.log.Info("cluster initialized", "node_id", a.node.NodeID)
+	return os.Remove(path)
+}
+
+// requestCertificate is join step one: over TLS pinned to the CA named in
+// the token, prove the token's secret and get a node certificate.
+func (a *Agent) requestCertificate(ctx context.Context) (string, error) {
+	if a.cfg.Token == "" {
+		return "", errors.New("--join needs --token (print it on a member with: raftguard cluster token)")
+	}
+	fp, _, err := pki.ParseJoinToken(a.cfg.Token)
+	if err != nil {
+		return "", fmt.Errorf("--token: %w", err)
+	}
+	keyPEM, key, err := pki.NewKey()
+	if err != nil {
+		return "", err
+	}
+	csr, err := pki.NewCSR(key, a.node.NodeID)
+	if err != nil {
+		return "", err
+	}
+	req := httpapi.JoinCertRequest{NodeID: a.node.NodeID, CSR: string(csr), Token: a.cfg.Token}
+	for _, ip := range a.certIPs() {
+		req.IPs = append(req.IPs, ip.String())
+	}
+	var out httpapi.JoinCertResponse
+	if err := a.callMembers(ctx, pki.PinnedClientConfig(fp), "/v1/cluster/join/certificate", req, &out); err != nil {
+		return "", err
+	}
+	a.ident = &pki.Identity{CACertPEM: []byte(out.CACert), CertPEM: []byte(out.Cert), KeyPEM: keyPEM}
+	if got, err := a.ident.CAFingerprint(); err != nil || got != fp {
+		return "", fmt.Errorf("%w: the CA sent by the cluster does not match the join token", ErrJoinRefused)
+	}
+	if err := writeFileAtomic(filepath.Join(a.cfg.DataDir, adminTokenFile), []byte(out.AdminToken+"\n")); err != nil {
+		return "", err
+	}
+	if err := a.ident.Save(filepath.Join(a.cfg.DataDir, tlsDirName)); err != nil {
+		return "", fmt.Errorf("save TLS identity: %w", err)
+	}
+	return fp, nil
+}
+
+// joinCluster is join step two: ask the leader (through any member) to add
+// this node as a voter. Raft is already listening, so the leader can
+// replicate to it at once.
+func (a *Agent) joinCluster(ctx context.Context, _ string) error {
+	tc, err := a.ident.PeerClientConfig()
+	if err != nil {
+		return err
+	}
+	req := httpapi.JoinRequest{NodeID: a.node.NodeID, RaftAddr: a.node.RaftAdvertise, APIAddr: a.node.APIAdvertise, Token: a.cfg.Token}
+	var out httpapi.JoinResponse
+	if err := a.callMembers(ctx, tc, "/v1/cluster/join", req, &out); err != nil {
+		return err
+	}
+	a.log.Info("joined the cluster", "leader", out.LeaderID)
+	return nil
+}
+
+// callMembers posts req to each --join address in turn until one answers,
+// retrying for up to 30 seconds while members are unreachable or without a
+// leader. A refusal (bad token, foreign CA) ends at once.
+func (a *Agent) callMembers(ctx context.Context, tc *tls.Config, path string, req, out any) error {
+	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+	defer client.CloseIdleConnections()
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	var last error
+	for attempt := 0; ; attempt++ {
+		for _, addr := range a.cfg.Join {
+			addr = hostPortDefault(trimScheme(addr), DefaultAPIPort)
+			err := postJSON(ctx, client, "https://"+addr+path, body, out)
+			if err == nil {
+				return nil
+			}
+			if errors.Is(err, ErrJoinRefused) || errors.Is(err, pki.ErrCAMismatch) {
+				return fmt.Errorf("join via %s: %w", addr, err)
+			}
+			last = fmt.Errorf("join via %s: %w", addr, err)
+			a.log.Warn("join attempt failed", "member", addr, "err", err)
+		}
+		if time.Now().After(deadline) {
+			return last
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(min(attempt+1, 5)) * 200 * time.Millisecond):
+		}
+	}
+}
+
+func postJSON(ctx context.Context, client *http.Client, url string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		var recErr tls.RecordHeaderError
+		if errors.As(err, &recErr) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+			return fmt.Errorf("%w: the member did not answer with TLS (is it a raftguard API port?)", ErrJoinRefused)
+		}
+		if errors.Is(err, pki.ErrCAMismatch) {
+			return fmt.Errorf("%w: the member's TLS certificate is not from the CA named in the token (a token of another cluster?)", ErrJoinRefused)
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 == 2 {
+		return json.Unmarshal(data, out)
+	}
+	var eb httpapi.ErrorBody
+	msg := resp.Status
+	if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
+		msg = eb.Error.Message
+	}
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusTooManyRequests {
+		return fmt.Errorf("%w: %s", ErrJoinRefused, msg)
+	}
+	return errors.New(msg)
+}
