@@ -9,10 +9,14 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/skip2/go-qrcode"
 
 	"github.com/raftguard/raftguard/fsm"
 	"github.com/raftguard/raftguard/internal/pki"
@@ -30,20 +34,47 @@ func (s *Server) register() {
 	s.handle("GET /v1/cluster/admin-tokens", admin, read, s.listAdminTokens)
 	s.handle("POST /v1/cluster/admin-tokens", admin, write, s.createAdminToken)
 	s.handle("DELETE /v1/cluster/admin-tokens/{id}", admin, write, s.revokeAdminToken)
+	s.handle("GET /v1/cluster/snapshot", tokenOnly, read, s.saveSnapshot, withTimeout(10*time.Minute))
+	s.handle("POST /v1/cluster/snapshot/restore", tokenOnly, write, s.restoreSnapshot,
+		withMaxBody(s.cfg.MaxSnapshotBody), withTimeout(10*time.Minute))
 	s.handle("POST /v1/cluster/join/certificate", joiner, write, s.joinCertificate)
 	s.handle("POST /v1/cluster/join", joiner, write, s.join)
 	s.handle("GET /v1/interface", admin, read, s.iface)
 	s.handle("POST /v1/keys", admin, local, s.keys)
 	s.handle("GET /v1/peers", admin, read, s.listPeers)
-	s.handle("POST /v1/peers", admin, write, s.createPeer)
+	s.handle("POST /v1/peers", admin, write, s.createPeer, withPrepare(s.prepareCreate))
 	s.handle("GET /v1/peers/{name}", admin, read, s.getPeer)
 	s.handle("PATCH /v1/peers/{name}", admin, write, s.updatePeer)
 	s.handle("DELETE /v1/peers/{name}", admin, write, s.deletePeer)
 	s.handle("GET /v1/peers/{name}/config", admin, read, s.peerConfig)
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(HeaderNode, s.b.NodeID())
-		writeError(w, errorf(http.StatusNotFound, "no_route", "no route %s %s", r.Method, r.URL.Path))
-	})
+	s.handle("GET /metrics", admin, local, s.serveMetrics)
+	s.mux.HandleFunc("/", s.noRoute)
+}
+
+// methods are the HTTP methods the API uses, for 405 answers.
+var methods = []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete}
+
+// noRoute answers a request no route matched: 405 with Allow when the path
+// exists under another method, 404 otherwise.
+func (s *Server) noRoute(hw http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	w := &statusWriter{ResponseWriter: hw}
+	defer func() { s.metrics.route(unmatchedRoute)(w.code(), time.Since(start)) }()
+	w.Header().Set(HeaderNode, s.b.NodeID())
+	var allow []string
+	for _, m := range methods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pat := s.mux.Handler(probe); pat != "" && pat != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+		return
+	}
+	writeError(w, errorf(http.StatusNotFound, "no_route", "no route %s %s", r.Method, r.URL.Path))
 }
 
 // ServeHTTP serves the API.
@@ -432,41 +463,117 @@ func parsePrefixes(field string, in []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-func (s *Server) createPeer(w http.ResponseWriter, r *request) error {
-	var req CreatePeerRequest
-	if err := decode(r, &req); err != nil {
+// genKeys are the keys generated for a create without a public key.
+type genKeys struct {
+	private, public, psk string
+}
+
+// header encodes the keys for headerGenerated.
+func (g *genKeys) header() string {
+	if g.psk == "" {
+		return g.private
+	}
+	return g.private + " " + g.psk
+}
+
+// parseGenerated decodes headerGenerated. Errors never echo the value.
+func parseGenerated(v string) (*genKeys, error) {
+	priv, psk, _ := strings.Cut(strings.TrimSpace(v), " ")
+	if err := fsm.ValidateKey(priv); err != nil {
+		return nil, fmt.Errorf("generated private key: %w", err)
+	}
+	if psk != "" {
+		if err := fsm.ValidateKey(psk); err != nil {
+			return nil, fmt.Errorf("generated preshared key: %w", err)
+		}
+	}
+	pub, err := wgkey.Public(priv)
+	if err != nil {
+		return nil, fmt.Errorf("%w: generated private key", fsm.ErrInvalid)
+	}
+	return &genKeys{private: priv, public: pub, psk: psk}, nil
+}
+
+// prepareCreate runs on the node that received a create. It checks the
+// body and, when it names no public key, generates the key pair (and a
+// preshared key unless preshared_key is given) once, so that every try of
+// the request, here or on the leader, proposes the same peer.
+func (s *Server) prepareCreate(r *request) error {
+	if v := r.Header.Get(headerGenerated); v != "" && r.Header.Get(HeaderForwardedBy) != "" {
+		g, err := parseGenerated(v)
+		if err != nil {
+			return err
+		}
+		r.gen = g
+		return nil
+	}
+	req, err := parseCreate(r)
+	if err != nil {
 		return err
 	}
+	if req.PublicKey != nil {
+		return nil
+	}
+	kp, err := wgkey.Generate()
+	if err != nil {
+		return err
+	}
+	g := &genKeys{private: kp.Private, public: kp.Public}
+	if req.PresharedKey == nil {
+		if g.psk, err = wgkey.Preshared(); err != nil {
+			return err
+		}
+	}
+	r.gen = g
+	return nil
+}
+
+// parseCreate decodes and checks a create's body as far as that can be done
+// without the state.
+func parseCreate(r *request) (CreatePeerRequest, error) {
+	var req CreatePeerRequest
+	if err := decode(r, &req); err != nil {
+		return req, err
+	}
 	if err := fsm.ValidateName(req.Name); err != nil {
+		return req, err
+	}
+	if req.PublicKey != nil {
+		if err := fsm.ValidateKey(*req.PublicKey); err != nil {
+			return req, fmt.Errorf("public_key: %w", err)
+		}
+	}
+	if req.PresharedKey != nil && *req.PresharedKey != "" {
+		if err := fsm.ValidateKey(*req.PresharedKey); err != nil {
+			return req, fmt.Errorf("preshared_key: %w", err)
+		}
+	}
+	return req, nil
+}
+
+func (s *Server) createPeer(w http.ResponseWriter, r *request) error {
+	req, err := parseCreate(r)
+	if err != nil {
 		return err
 	}
 	cmd := fsm.AddPeer{Name: req.Name, Enabled: true, At: time.Now().UTC()}
 	if req.Enabled != nil {
 		cmd.Enabled = *req.Enabled
 	}
-	var private string
-	if req.PublicKey != nil {
-		if err := fsm.ValidateKey(*req.PublicKey); err != nil {
-			return fmt.Errorf("public_key: %w", err)
-		}
+	switch {
+	case req.PublicKey != nil:
 		cmd.PublicKey = *req.PublicKey
-	} else {
-		kp, err := wgkey.Generate()
-		if err != nil {
-			return err
-		}
-		private, cmd.PublicKey = kp.Private, kp.Public
-		if req.PresharedKey == nil {
-			if cmd.PresharedKey, err = wgkey.Preshared(); err != nil {
-				return err
-			}
-		}
+	case r.gen != nil:
+		cmd.PublicKey, cmd.PresharedKey = r.gen.public, r.gen.psk
+	default:
+		return errorf(http.StatusInternalServerError, "internal", "no key was generated for the peer")
 	}
-	if req.PresharedKey != nil && *req.PresharedKey != "" {
-		if err := fsm.ValidateKey(*req.PresharedKey); err != nil {
-			return fmt.Errorf("preshared_key: %w", err)
-		}
+	if req.PresharedKey != nil {
 		cmd.PresharedKey = *req.PresharedKey
+	}
+	set := s.b.State().Settings()
+	if cmd.PublicKey == set.PublicKey {
+		return fmt.Errorf("%w: public_key is the server's own public key", fsm.ErrDuplicateKey)
 	}
 	for _, a := range req.Addresses {
 		p, err := fsm.ParseHostAddress(a)
@@ -488,13 +595,17 @@ func (s *Server) createPeer(w http.ResponseWriter, r *request) error {
 	}
 	out := res.(fsm.AddPeerResult)
 	resp := CreatePeerResponse{PeerView: viewPeer(out.Peer, nil)}
+	// The peer exists with keys generated for this very request: an
+	// earlier try of it created the peer (its answer was lost), so this is
+	// still the creation, and the caller gets the private key.
+	ours := r.gen != nil && out.Peer.PublicKey == r.gen.public
 	status := http.StatusOK
-	if out.Created {
+	if out.Created || ours {
 		status = http.StatusCreated
-		w.Header().Set("Location", "/v1/peers/"+out.Peer.Name)
-		if private != "" {
-			resp.PrivateKey = private
-			resp.Config = ClientConfig(s.b.State().Settings(), out.Peer, private, cmd.PresharedKey)
+		w.Header().Set("Location", "/v1/peers/"+url.PathEscape(out.Peer.Name))
+		if ours {
+			resp.PrivateKey = r.gen.private
+			resp.Config = ClientConfig(set, out.Peer, r.gen.private, out.Peer.PresharedKey)
 			w.Header().Set("Cache-Control", "no-store")
 		}
 	}
@@ -534,14 +645,23 @@ func (s *Server) updatePeer(w http.ResponseWriter, r *request) error {
 
 func (s *Server) deletePeer(w http.ResponseWriter, r *request) error {
 	name := r.PathValue("name")
-	if _, err := s.lookupPeer(name); err != nil {
-		return err
+	_, err := s.lookupPeer(name)
+	if err == nil {
+		_, err = s.apply(w, fsm.CmdDeletePeer, fsm.DeletePeer{Name: name, At: time.Now().UTC()})
 	}
-	if _, err := s.apply(w, fsm.CmdDeletePeer, fsm.DeletePeer{Name: name, At: time.Now().UTC()}); err != nil {
+	if err != nil && r.attempt > 0 && isNotFound(err) {
+		// An earlier try whose answer was lost deleted the peer.
+		err = nil
+	}
+	if err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+func isNotFound(err error) bool {
+	return errors.Is(err, fsm.ErrNotFound) || toAPIError(err).Status == http.StatusNotFound
 }
 
 func (s *Server) peerConfig(w http.ResponseWriter, r *request) error {
@@ -550,11 +670,29 @@ func (s *Server) peerConfig(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	conf := ClientConfig(s.b.State().Settings(), p, "", "")
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write([]byte(conf))
+	switch f := r.URL.Query().Get("format"); f {
+	case "", "text":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(conf))
+	case "qr", "png":
+		png, err := qrcode.Encode(conf, qrcode.Medium, -qrModulePixels)
+		if err != nil {
+			return fmt.Errorf("QR code: %w", err)
+		}
+		w.Header().Set("Content-Type", "image/png")
+		w.Header().Set("Content-Length", strconv.Itoa(len(png)))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(png)
+	default:
+		return errorf(http.StatusBadRequest, "invalid", "format %q: use text or qr", f)
+	}
 	return nil
 }
+
+// qrModulePixels is the width of one QR module in the PNG: big enough for a
+// phone camera to read the code off a screen.
+const qrModulePixels = 6
 
 // Placeholders written into a client config for keys the server does not
 // know (or will not show).

@@ -35,6 +35,18 @@ const (
 	// forwarding follower waits to reach it before answering, so a read on
 	// the same node sees the write.
 	HeaderIndex = "X-Raftguard-Index"
+	// HeaderAttempt counts the earlier tries of a forwarded write whose
+	// outcome was unknown (the leader lost leadership or the connection
+	// broke after the request was sent). A handler uses it to keep a retry
+	// idempotent: a DELETE retried after an unknown outcome answers 204
+	// when the peer is already gone.
+	HeaderAttempt = "X-Raftguard-Attempt"
+	// headerGenerated carries the keys a node generated for a create
+	// without a public key ("PRIVATE" or "PRIVATE PRESHARED") to the
+	// leader, over mutual TLS, so that every retry of the request proposes
+	// the same key and the answer can hold the private key and config. It
+	// is read only on forwarded requests and never logged.
+	headerGenerated = "X-Raftguard-Generated-Keys"
 )
 
 // Backend is what the API needs from the node.
@@ -58,6 +70,13 @@ type Backend interface {
 	// once it is serving.
 	TransferLeadership(ctx context.Context, to string) (string, error)
 	PeerStats() map[string]PeerStats // by public key; nil without a data plane
+	// LeaderChanges counts the leader changes this node has observed (a
+	// new leader becoming known), for metrics.
+	LeaderChanges() uint64
+	// RestoreSnapshot replaces the replicated state, through Raft, with
+	// the snapshot of size bytes read from r; on the leader only
+	// (ErrNotLeader elsewhere). The caller has validated the snapshot.
+	RestoreSnapshot(r io.Reader, size int64) error
 }
 
 // Config configures the API server.
@@ -66,8 +85,12 @@ type Config struct {
 	// PeerTLS is the client TLS config for calls to other nodes (mutual TLS).
 	PeerTLS *tls.Config
 	Logger  *slog.Logger
-	// MaxBody caps request bodies (default 1 MiB).
+	// MaxBody caps request bodies (default 1 MiB). The snapshot restore
+	// route has its own, larger limit (MaxSnapshotBody).
 	MaxBody int64
+	// MaxSnapshotBody caps the body of a snapshot restore (default 1 GiB).
+	// The snapshot is held in memory while it is checked and restored.
+	MaxSnapshotBody int64
 	// LeaderWait is how long a write waits for a leader before answering
 	// 503 (default 5s).
 	LeaderWait time.Duration
@@ -75,19 +98,23 @@ type Config struct {
 
 // Server serves the API.
 type Server struct {
-	cfg    Config
-	b      Backend
-	log    *slog.Logger
-	client *http.Client
-	mux    *http.ServeMux
-	limit  *failLimiter
-	routes []string
+	cfg     Config
+	b       Backend
+	log     *slog.Logger
+	client  *http.Client
+	mux     *http.ServeMux
+	limit   *failLimiter
+	routes  []string
+	metrics *metrics
 }
 
 // New returns the API server.
 func New(cfg Config) *Server {
 	if cfg.MaxBody == 0 {
 		cfg.MaxBody = 1 << 20
+	}
+	if cfg.MaxSnapshotBody == 0 {
+		cfg.MaxSnapshotBody = 1 << 30
 	}
 	if cfg.LeaderWait == 0 {
 		cfg.LeaderWait = 5 * time.Second
@@ -103,13 +130,20 @@ func New(cfg Config) *Server {
 		limit: newFailLimiter(20, time.Minute),
 		client: &http.Client{
 			Transport: &http.Transport{
-				TLSClientConfig:     cfg.PeerTLS,
-				MaxIdleConnsPerHost: 64,
+				TLSClientConfig: cfg.PeerTLS,
+				// Forwarded writes from a busy follower all go to one
+				// host, the leader: keep enough idle connections that
+				// each request reuses one instead of paying a TLS
+				// handshake.
+				MaxIdleConns:        1024,
+				MaxIdleConnsPerHost: 512,
 				IdleConnTimeout:     90 * time.Second,
-				DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+				DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+				TLSHandshakeTimeout: 5 * time.Second,
 			},
 		},
 	}
+	s.metrics = newMetrics(s)
 	s.register()
 	return s
 }
@@ -127,9 +161,10 @@ func (s *Server) Close() { s.client.CloseIdleConnections() }
 type access int
 
 const (
-	public access = iota // no authentication
-	admin                // admin token, or a member node's certificate for reads
-	joiner               // the join token inside the body
+	public    access = iota // no authentication
+	admin                   // admin token, or a member node's certificate for reads
+	tokenOnly               // admin token only (routes that hand out secrets)
+	joiner                  // the join token inside the body
 )
 
 // kind says where a route runs.
@@ -141,58 +176,129 @@ const (
 	write             // on the leader (forwarded from followers)
 )
 
+// request is one API call as the handlers see it.
 type request struct {
 	*http.Request
 	body []byte
+	rt   *route
+	// attempt counts the earlier tries of this request on a leader whose
+	// outcome is unknown (see HeaderAttempt).
+	attempt int
+	// gen holds the keys generated for a create without a public key; the
+	// same keys are proposed on every try.
+	gen *genKeys
 }
 
 type handlerFunc func(w http.ResponseWriter, r *request) error
 
-func (s *Server) handle(pattern string, acc access, k kind, h handlerFunc) {
+// route is one registered method and path.
+type route struct {
+	pattern string
+	acc     access
+	kind    kind
+	h       handlerFunc
+	// maxBody caps the request body; 0 means Config.MaxBody.
+	maxBody int64
+	// prepare runs on the node that received the request, before it is
+	// forwarded: work that must happen once per client request rather
+	// than once per try (generating keys).
+	prepare func(*request) error
+	// timeout bounds a forwarded call to the leader; 0 means 30s.
+	timeout time.Duration
+}
+
+type routeOption func(*route)
+
+func withMaxBody(n int64) routeOption                { return func(rt *route) { rt.maxBody = n } }
+func withPrepare(f func(*request) error) routeOption { return func(rt *route) { rt.prepare = f } }
+func withTimeout(d time.Duration) routeOption        { return func(rt *route) { rt.timeout = d } }
+
+func (s *Server) handle(pattern string, acc access, k kind, h handlerFunc, opts ...routeOption) {
+	rt := &route{pattern: pattern, acc: acc, kind: k, h: h, maxBody: s.cfg.MaxBody, timeout: 30 * time.Second}
+	for _, o := range opts {
+		o(rt)
+	}
 	s.routes = append(s.routes, pattern)
-	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, hr *http.Request) {
-		w.Header().Set(HeaderNode, s.b.NodeID())
-		body, err := io.ReadAll(http.MaxBytesReader(w, hr.Body, s.cfg.MaxBody))
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				writeError(w, errorf(http.StatusRequestEntityTooLarge, "too_large", "request body is over %d bytes", s.cfg.MaxBody))
-				return
-			}
-			writeError(w, errorf(http.StatusBadRequest, "invalid", "cannot read the request body"))
-			return
-		}
-		r := &request{Request: hr, body: body}
-		if acc == admin {
-			if err := s.authenticate(r, k == write); err != nil {
-				writeError(w, err)
-				return
-			}
-		}
-		if acc == joiner && s.limit.blocked(sourceIP(hr)) {
-			writeError(w, errorf(http.StatusTooManyRequests, "too_many_failures", "too many failed attempts from this address; wait and retry"))
-			return
-		}
-		switch {
-		case k == write, k == read && hr.URL.Query().Get("consistent") == "true":
-			s.onLeader(w, r, h, k == write)
-		default:
-			if err := h(w, r); err != nil {
-				writeError(w, err)
-			}
-		}
+	obs := s.metrics.route(pattern)
+	s.mux.Handle(pattern, http.HandlerFunc(func(hw http.ResponseWriter, hr *http.Request) {
+		start := time.Now()
+		w := &statusWriter{ResponseWriter: hw}
+		s.serve(w, hr, rt)
+		obs(w.code(), time.Since(start))
 	}))
 }
 
+func (s *Server) serve(w http.ResponseWriter, hr *http.Request, rt *route) {
+	w.Header().Set(HeaderNode, s.b.NodeID())
+	// Authenticate before reading the body, so that no unauthenticated
+	// caller makes the node buffer a large body.
+	switch rt.acc {
+	case admin, tokenOnly:
+		if err := s.authenticate(hr, rt.kind == write || rt.acc == tokenOnly); err != nil {
+			writeError(w, err)
+			return
+		}
+	case joiner:
+		if s.limit.blocked(sourceIP(hr)) {
+			writeError(w, errorf(http.StatusTooManyRequests, "too_many_failures", "too many failed attempts from this address; wait and retry"))
+			return
+		}
+	}
+	body, err := readBody(w, hr, rt.maxBody)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	r := &request{Request: hr, body: body, rt: rt}
+	forwarded := hr.Header.Get(HeaderForwardedBy) != ""
+	if forwarded {
+		r.attempt, _ = strconv.Atoi(hr.Header.Get(HeaderAttempt))
+	}
+	if rt.prepare != nil {
+		if err := rt.prepare(r); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	switch {
+	case rt.kind == write, rt.kind == read && hr.URL.Query().Get("consistent") == "true":
+		s.onLeader(w, r, rt.kind == write)
+	default:
+		if err := rt.h(w, r); err != nil {
+			writeError(w, err)
+		}
+	}
+}
+
+// readBody reads the whole request body, at most limit bytes.
+func readBody(w http.ResponseWriter, hr *http.Request, limit int64) ([]byte, error) {
+	if hr.ContentLength > limit {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "too_large", "request body is over %d bytes", limit)
+	}
+	var buf bytes.Buffer
+	if hr.ContentLength > 0 {
+		buf.Grow(int(hr.ContentLength))
+	}
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, hr.Body, limit)); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errorf(http.StatusRequestEntityTooLarge, "too_large", "request body is over %d bytes", limit)
+		}
+		return nil, errorf(http.StatusBadRequest, "invalid", "cannot read the request body")
+	}
+	return buf.Bytes(), nil
+}
+
 // authenticate checks the bearer token. A member node's client certificate
-// also grants read access (used by GET /v1/cluster on other nodes).
-func (s *Server) authenticate(r *request, isWrite bool) error {
-	src := sourceIP(r.Request)
+// also grants read access (used by GET /v1/cluster on other nodes, and by
+// metrics scrapers that hold a node certificate) unless needToken.
+func (s *Server) authenticate(r *http.Request, needToken bool) error {
+	src := sourceIP(r)
 	if s.limit.blocked(src) {
 		return errorf(http.StatusTooManyRequests, "too_many_failures", "too many failed authentications from this address; wait and retry")
 	}
 	auth := r.Header.Get("Authorization")
-	if auth == "" && !isWrite && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+	if auth == "" && !needToken && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		return nil
 	}
 	tok, ok := strings.CutPrefix(auth, "Bearer ")
@@ -212,10 +318,18 @@ func (s *Server) tokenValid(tok string) bool {
 	return ok && subtle.ConstantTimeCompare([]byte(t.Hash), []byte(h)) == 1
 }
 
-// onLeader runs h on the leader: here if this node leads, else by
-// forwarding the request. Writes wait up to LeaderWait for a leader, so a
-// write during an election or a handover succeeds rather than fails.
-func (s *Server) onLeader(w http.ResponseWriter, r *request, h handlerFunc, isWrite bool) {
+// onLeader runs the route's handler on the leader: here if this node leads,
+// else by forwarding the request. Writes wait up to LeaderWait for a
+// leader, so a write during an election or a handover succeeds rather than
+// fails.
+//
+// A try whose outcome is unknown (the leader lost leadership while the
+// command was in flight, or the connection broke after the request was
+// sent) is retried on whoever leads next. The handlers make that safe: a
+// create proposes the same name and keys every time (and a create is
+// idempotent), a DELETE that finds the peer gone on a retry answers 204,
+// and the other writes set values.
+func (s *Server) onLeader(w http.ResponseWriter, r *request, isWrite bool) {
 	forwarded := r.Header.Get(HeaderForwardedBy) != ""
 	deadline := time.Now().Add(s.cfg.LeaderWait)
 	for {
@@ -226,23 +340,26 @@ func (s *Server) onLeader(w http.ResponseWriter, r *request, h handlerFunc, isWr
 			}
 			rec := &recorder{ResponseWriter: w}
 			if err == nil {
-				if err = h(rec, r); err == nil {
+				if err = r.rt.h(rec, r); err == nil {
 					return
 				}
+				r.attempt++
 			}
 			if !errors.Is(err, ErrNotLeader) || forwarded || rec.wrote {
 				writeError(w, err)
 				return
 			}
-			// Lost leadership before the command was accepted: nothing was
-			// written, so it is safe to try the new leader.
+			// Not the leader (any more): try whoever leads now.
 		} else if forwarded {
 			writeError(w, ErrNotLeader)
 			return
 		} else if id := s.b.LeaderID(); id != "" && id != s.b.NodeID() {
-			done, err := s.forward(w, r, id)
+			done, sent, err := s.forward(w, r, id)
 			if done {
 				return
+			}
+			if sent {
+				r.attempt++
 			}
 			s.log.Debug("forward to leader failed, retrying", "leader", id, "err", err)
 		}
@@ -251,12 +368,13 @@ func (s *Server) onLeader(w http.ResponseWriter, r *request, h handlerFunc, isWr
 			return
 		}
 		select {
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(20 * time.Millisecond):
 		case <-r.Context().Done():
 		}
 	}
 }
 
+// recorder notes whether a handler wrote anything.
 type recorder struct {
 	http.ResponseWriter
 	wrote bool
@@ -272,23 +390,55 @@ func (r *recorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
+// statusWriter notes the status of an answer, for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
 // relayed are the response headers copied from the leader's answer.
-var relayed = []string{"Content-Type", "Content-Disposition", "Retry-After", "Location", HeaderNode, HeaderIndex}
+var relayed = []string{"Content-Type", "Content-Disposition", "Cache-Control", "Retry-After", "Location", HeaderNode, HeaderIndex}
 
 // forward sends r to the leader and relays its answer. done is false when
-// nothing reached the leader (no connection), so the caller may retry.
-func (s *Server) forward(w http.ResponseWriter, r *request, leaderID string) (done bool, err error) {
+// the caller may retry: nothing reached the leader, or the leader answered
+// that it no longer leads. sent says whether the request may have reached
+// the leader (its outcome is then unknown).
+func (s *Server) forward(w http.ResponseWriter, r *request, leaderID string) (done, sent bool, err error) {
 	node, ok := s.b.State().Node(leaderID)
 	if !ok || node.APIAddr == "" {
-		return false, fmt.Errorf("leader %s has no known API address", leaderID)
+		return false, false, fmt.Errorf("leader %s has no known API address", leaderID)
 	}
 	u := *r.URL
 	u.Scheme, u.Host = "https", node.APIAddr
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), r.rt.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, r.Method, u.String(), bytes.NewReader(r.body))
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	for _, hname := range []string{"Authorization", "Content-Type", "Accept"} {
 		if v := r.Header.Get(hname); v != "" {
@@ -296,32 +446,49 @@ func (s *Server) forward(w http.ResponseWriter, r *request, leaderID string) (do
 		}
 	}
 	req.Header.Set(HeaderForwardedBy, s.b.NodeID())
+	if r.attempt > 0 {
+		req.Header.Set(HeaderAttempt, strconv.Itoa(r.attempt))
+	}
+	if r.gen != nil {
+		req.Header.Set(headerGenerated, r.gen.header())
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return false, err
+		s.metrics.forwarded(r.rt.pattern, "error")
+		return false, !isDialError(err), err
 	}
 	defer resp.Body.Close()
-	// A leader that has just stepped down answers 503 without doing
-	// anything: try again with whoever leads now.
+	// A leader that has just stepped down answers 503 no_leader without
+	// having done anything it knows of: try again with whoever leads now.
 	if resp.StatusCode == http.StatusServiceUnavailable {
 		var eb ErrorBody
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 		if json.Unmarshal(data, &eb) == nil && eb.Error.Code == "no_leader" {
-			return false, errors.New("leader stepped down")
+			s.metrics.forwarded(r.rt.pattern, "no_leader")
+			return false, true, errors.New("leader stepped down")
 		}
+		s.metrics.forwarded(r.rt.pattern, strconv.Itoa(resp.StatusCode))
 		s.relay(w, resp, data)
-		return true, nil
+		return true, true, nil
 	}
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
+		s.metrics.forwarded(r.rt.pattern, "error")
 		writeError(w, fmt.Errorf("%w: reading the leader's answer: %v", ErrTimeout, err))
-		return true, nil
+		return true, true, nil
 	}
+	s.metrics.forwarded(r.rt.pattern, strconv.Itoa(resp.StatusCode))
 	if idx, err := strconv.ParseUint(resp.Header.Get(HeaderIndex), 10, 64); err == nil {
 		s.waitApplied(r.Context(), idx)
 	}
 	s.relay(w, resp, data)
-	return true, nil
+	return true, true, nil
+}
+
+// isDialError reports whether err happened before a request could be sent.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 func (s *Server) relay(w http.ResponseWriter, resp *http.Response, body []byte) {
@@ -334,11 +501,21 @@ func (s *Server) relay(w http.ResponseWriter, resp *http.Response, body []byte) 
 	_, _ = w.Write(body)
 }
 
-// waitApplied waits (bounded) until the local replica has applied idx.
+// waitApplied waits (bounded) until the local replica has applied idx, so
+// that a read on this node right after a forwarded write sees the write.
 func (s *Server) waitApplied(ctx context.Context, idx uint64) {
+	if s.b.AppliedIndex() >= idx {
+		return
+	}
 	deadline := time.Now().Add(5 * time.Second)
-	for s.b.AppliedIndex() < idx && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(2 * time.Millisecond)
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for s.b.AppliedIndex() < idx && time.Now().Before(deadline) {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
@@ -368,7 +545,6 @@ func decode(r *request, v any) error {
 	}
 	return nil
 }
-
 func sourceIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

@@ -149,11 +149,7 @@ func (cl *apiClient) do(ctx context.Context, method, path string, in, out any) (
 		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		var eb httpapi.ErrorBody
-		if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
-			return nil, &apiStatusError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
-		}
-		return nil, &apiStatusError{Status: resp.StatusCode, Message: strings.TrimSpace(string(data))}
+		return nil, statusError(resp.StatusCode, data)
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -161,6 +157,40 @@ func (cl *apiClient) do(ctx context.Context, method, path string, in, out any) (
 		}
 	}
 	return data, nil
+}
+
+// stream sends a request with a raw body and returns the response for the
+// caller to read (2xx only; errors are decoded).
+func (cl *apiClient) stream(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, cl.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if cl.token != "" {
+		req.Header.Set("Authorization", "Bearer "+cl.token)
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	client := *cl.http
+	client.Timeout = 0 // large snapshots
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach %s: %w", cl.base, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return nil, statusError(resp.StatusCode, data)
+	}
+	return resp, nil
+}
+
+// statusError decodes an API error answer.
+func statusError(status int, data []byte) error {
+	var eb httpapi.ErrorBody
+	if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
+		return &apiStatusError{Status: status, Code: eb.Error.Code, Message: eb.Error.Message}
+	}
+	return &apiStatusError{Status: status, Message: strings.TrimSpace(string(data))}
 }
 
 // output returns "table" or "json", or an error for anything else.

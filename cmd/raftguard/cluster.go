@@ -29,6 +29,9 @@ func clusterCommand() *cli.Command {
 				Flags:  []cli.Flag{&cli.BoolFlag{Name: "rotate", Usage: "replace the join token; the old one stops working"}},
 				Action: clusterToken,
 			},
+			adminTokenCommand(),
+			snapshotCommand(),
+			recoverCommand(),
 		},
 	}
 }

@@ -122,3 +122,14 @@ func formatCluster(st httpapi.ClusterStatus) string {
 	b.WriteString(table(rows))
 	return b.String()
 }
+
+func formatTokens(tokens []httpapi.TokenView) string {
+	if len(tokens) == 0 {
+		return "no admin tokens\n"
+	}
+	rows := [][]string{{"ID", "NAME", "CREATED"}}
+	for _, t := range tokens {
+		rows = append(rows, []string{t.ID, orDash(t.Name), t.CreatedAt.Format(time.RFC3339)})
+	}
+	return table(rows)
+}

@@ -26,6 +26,7 @@ func peerCommand() *cli.Command {
 					&cli.StringSliceFlag{Name: "allowed-ips", Usage: "extra routes behind the peer (site-to-site), CIDR[,CIDR...]"},
 					&cli.BoolFlag{Name: "no-psk", Usage: "do not generate a preshared key"},
 					&cli.BoolFlag{Name: "disabled", Usage: "create the peer disabled"},
+					&cli.BoolFlag{Name: "qr", Usage: "also draw the client config as a QR code (for the WireGuard phone app)"},
 				},
 				Action: peerAdd,
 			},
@@ -34,7 +35,13 @@ func peerCommand() *cli.Command {
 			{Name: "rm", Aliases: []string{"delete"}, Usage: "delete a peer", ArgsUsage: "NAME", Action: peerRemove},
 			{Name: "enable", Usage: "enable a peer", ArgsUsage: "NAME", Action: peerSetEnabled(true)},
 			{Name: "disable", Usage: "disable a peer (it keeps its address and leaves the interface)", ArgsUsage: "NAME", Action: peerSetEnabled(false)},
-			{Name: "config", Usage: "print a peer's client config (the private key is a placeholder)", ArgsUsage: "NAME", Action: peerConfig},
+			{
+				Name:      "config",
+				Usage:     "print a peer's client config (the private key is a placeholder)",
+				ArgsUsage: "NAME",
+				Flags:     []cli.Flag{&cli.BoolFlag{Name: "qr", Usage: "draw it as a QR code"}},
+				Action:    peerConfig,
+			},
 		},
 	}
 }
@@ -82,6 +89,9 @@ func peerAdd(c *cli.Context) error {
 	}
 	stdout, note := formatCreatedPeer(resp)
 	fmt.Fprint(c.App.ErrWriter, note)
+	if c.Bool("qr") && resp.Config != "" {
+		writeQR(c.App.Writer, qrText(resp.Config))
+	}
 	fmt.Fprint(c.App.Writer, stdout)
 	return nil
 }
@@ -195,6 +205,10 @@ func peerConfig(c *cli.Context) error {
 	data, err := cl.do(c.Context, http.MethodGet, peerPath(name)+"/config", nil, nil)
 	if err != nil {
 		return err
+	}
+	if c.Bool("qr") {
+		writeQR(c.App.Writer, qrText(string(data)))
+		return nil
 	}
 	_, err = c.App.Writer.Write(data)
 	return err

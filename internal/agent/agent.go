@@ -15,14 +15,17 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/raftguard/raftguard/fsm"
 	"github.com/raftguard/raftguard/httpapi"
 	"github.com/raftguard/raftguard/internal/pki"
+	"github.com/raftguard/raftguard/internal/reconcile"
 	"github.com/raftguard/raftguard/internal/version"
 	"github.com/raftguard/raftguard/raftnode"
+	"github.com/raftguard/raftguard/vip"
 )
 
 // Agent is one running node.
@@ -38,10 +41,17 @@ type Agent struct {
 	apiLn net.Listener
 	lock  *os.File
 
+	loop       *reconcile.Loop // nil with --dataplane none
+	vips       *vip.Manager
+	loopCancel context.CancelFunc
+	loopDone   chan struct{}
+
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	shutOnce sync.Once
 	shutErr  error
+
+	leaderChanges atomic.Uint64 // new leaders observed, for metrics
 }
 
 var _ httpapi.Backend = (*Agent)(nil)
@@ -74,8 +84,10 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if err := a.resolveNode(); err != nil {
 		return nil, err
 	}
-	if cfg.Dataplane != "" && cfg.Dataplane != "none" {
-		return nil, fmt.Errorf("--dataplane %s: this build has no data plane yet; run with --dataplane none", cfg.Dataplane)
+	switch a.cfg.Dataplane {
+	case "auto", "kernel", "userspace", "none":
+	default:
+		return nil, fmt.Errorf("--dataplane %q: want auto, kernel, userspace or none", a.cfg.Dataplane)
 	}
 
 	// Listen first so that ports given as :0 are known before certificates
@@ -140,6 +152,9 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		if err := a.joinCluster(ctx, joinFP); err != nil {
 			return nil, err
 		}
+	}
+	if err := a.startDataplane(); err != nil {
+		return nil, err
 	}
 	a.wg.Add(1)
 	go a.leaderLoop()
@@ -241,7 +256,11 @@ func (a *Agent) startRaft() error {
 	if err != nil {
 		return err
 	}
-	a.state = fsm.New(func(fsm.CommandType) {})
+	a.state = fsm.New(func(fsm.CommandType) {
+		if a.loop != nil {
+			a.loop.Wake()
+		}
+	})
 	t := a.cfg.Raft
 	a.raft, err = raftnode.New(raftnode.Config{
 		NodeID:             a.node.NodeID,
@@ -262,6 +281,7 @@ func (a *Agent) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
+	a.countLeaderChanges()
 	return nil
 }
 
@@ -362,6 +382,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 			}
 		}
 		close(a.stop)
+		a.stopDataplane()
 		a.shutErr = a.closeAll()
 		a.wg.Wait()
 	})
@@ -465,20 +486,28 @@ func (a *Agent) AppliedIndex() uint64 { return a.raft.Stats().AppliedIndex }
 
 // Status is this node's own view of itself.
 func (a *Agent) Status() httpapi.NodeStatus {
-	st := a.raft.Stats()
-	return httpapi.NodeStatus{
+	rs := a.raft.Stats()
+	st := httpapi.NodeStatus{
 		NodeID:       a.node.NodeID,
-		Role:         st.State,
+		Role:         rs.State,
 		LeaderID:     a.LeaderID(),
-		Term:         st.Term,
-		LastIndex:    st.LastIndex,
-		CommitIndex:  st.CommitIndex,
-		AppliedIndex: st.AppliedIndex,
+		Term:         rs.Term,
+		LastIndex:    rs.LastIndex,
+		CommitIndex:  rs.CommitIndex,
+		AppliedIndex: rs.AppliedIndex,
 		RaftAddr:     a.node.RaftAdvertise,
 		APIAddr:      a.node.APIAdvertise,
 		Dataplane:    a.cfg.Dataplane,
 		Version:      version.Version,
 	}
+	if a.loop != nil {
+		ls := a.loop.Status()
+		st.InterfaceUp, st.VIPHolder = ls.InterfaceUp, ls.VIPHolder
+		if ls.Kind != "" {
+			st.Dataplane = ls.Kind
+		}
+	}
+	return st
 }
 
 // Servers lists the Raft configuration.
@@ -518,8 +547,22 @@ func (a *Agent) TransferLeadership(ctx context.Context, to string) (string, erro
 	}
 }
 
-// PeerStats has no data plane to read yet.
-func (a *Agent) PeerStats() map[string]httpapi.PeerStats { return nil }
+// PeerStats reads the live per-peer counters of the local interface.
+func (a *Agent) PeerStats() map[string]httpapi.PeerStats {
+	if a.loop == nil {
+		return nil
+	}
+	stats := a.loop.PeerStats()
+	out := make(map[string]httpapi.PeerStats, len(stats))
+	for _, s := range stats {
+		ps := httpapi.PeerStats{LatestHandshake: s.LastHandshake, RxBytes: s.RxBytes, TxBytes: s.TxBytes}
+		if s.Endpoint.IsValid() {
+			ps.Endpoint = s.Endpoint.String()
+		}
+		out[s.PublicKey] = ps
+	}
+	return out
+}
 
 // WaitReady waits until the node knows a leader and its state is
 // initialized.

@@ -57,6 +57,10 @@ type Config struct {
 
 	Raft RaftTuning
 
+	// DisableEndpointSync stops the leader from recording peers' endpoints
+	// (tests of recovery without a known endpoint).
+	DisableEndpointSync bool
+
 	Logger *slog.Logger
 	// Stderr receives the one-time token banner at bootstrap.
 	Stderr io.Writer

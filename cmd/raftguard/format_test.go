@@ -1,0 +1,115 @@
+package main
+
+import (
+	"net/netip"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/raftguard/raftguard/httpapi"
+)
+
+var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func TestFormatPeers(t *testing.T) {
+	hs := now.Add(-90 * time.Second)
+	peers := []httpapi.PeerView{
+		{Name: "laptop", PublicKey: "PUB1", Addresses: []netip.Prefix{netip.MustParsePrefix("10.99.0.2/32")}, Enabled: true, Endpoint: "198.51.100.7:4000", LatestHandshake: &hs},
+		{Name: "phone", PublicKey: "PUB2", Addresses: []netip.Prefix{netip.MustParsePrefix("10.99.0.3/32"), netip.MustParsePrefix("fd00::3/128")}},
+	}
+	got := formatPeersAt(peers, now)
+	want := "" +
+		"NAME    ADDRESSES                 ENABLED  ENDPOINT           HANDSHAKE  PUBLIC KEY\n" +
+		"laptop  10.99.0.2/32              yes      198.51.100.7:4000  1m30s ago  PUB1\n" +
+		"phone   10.99.0.3/32,fd00::3/128  no       -                  never      PUB2\n"
+	if got != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
+	}
+	if formatPeersAt(nil, now) != "no peers\n" {
+		t.Fatal("empty list")
+	}
+}
+
+func TestFormatPeerHidesNothingSecret(t *testing.T) {
+	out := formatPeerAt(httpapi.PeerView{Name: "x", PublicKey: "PUB", HasPresharedKey: true, RxBytes: 10, TxBytes: 20}, now)
+	for _, want := range []string{"name:", "x", "preshared key:     yes", "10 B received, 20 B sent", "never"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+}
+
+func TestFormatCreatedPeer(t *testing.T) {
+	stdout, note := formatCreatedPeer(httpapi.CreatePeerResponse{PeerView: httpapi.PeerView{Name: "a", Addresses: []netip.Prefix{netip.MustParsePrefix("10.99.0.2/32")}}, Config: "[Interface]\n"})
+	if stdout != "[Interface]\n" || !strings.Contains(note, "only copy of the private key") {
+		t.Fatalf("stdout %q note %q", stdout, note)
+	}
+	stdout, note = formatCreatedPeer(httpapi.CreatePeerResponse{PeerView: httpapi.PeerView{Name: "a"}})
+	if stdout != "peer a: -\n" || note != "" {
+		t.Fatalf("stdout %q note %q", stdout, note)
+	}
+}
+
+func TestFormatCluster(t *testing.T) {
+	st := httpapi.ClusterStatus{LeaderID: "n1", Term: 4, VIPHolder: "n1", Nodes: []httpapi.ClusterNode{
+		{NodeStatus: httpapi.NodeStatus{NodeID: "n1", Role: "leader", RaftAddr: "192.0.2.1:7000", APIAddr: "192.0.2.1:7443", LastIndex: 9, AppliedIndex: 9, VIPHolder: true, InterfaceUp: true, Dataplane: "userspace"}, Voter: true, Reachable: true},
+		{NodeStatus: httpapi.NodeStatus{NodeID: "n2", RaftAddr: "192.0.2.2:7000"}, Voter: true},
+	}}
+	got := formatCluster(st)
+	for _, want := range []string{"leader: n1   term: 4   VIP holder: n1", "n1    leader", "n2    unreachable", "up"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+}
+
+func TestQRTextDropsComments(t *testing.T) {
+	if got := qrText("# c\n[Interface]\nA = 1\n"); got != "[Interface]\nA = 1\n" {
+		t.Fatalf("%q", got)
+	}
+}
+
+// TestReadmeMatchesServerFlags keeps the README's configuration reference
+// and `raftguard server --help` in step.
+func TestReadmeMatchesServerFlags(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(readme)
+	start := strings.Index(section, "## Configuration reference")
+	if start < 0 {
+		t.Fatal("README has no configuration reference")
+	}
+	section = section[start:]
+	if end := strings.Index(section[3:], "\n## "); end > 0 {
+		section = section[:end+3]
+	}
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `--([a-z0-9-]+)`").FindAllStringSubmatch(section, -1) {
+		documented[m[1]] = true
+	}
+	flags := map[string]bool{}
+	for _, f := range serverFlags() {
+		name := f.Names()[0]
+		flags[name] = true
+		if !documented[name] {
+			t.Errorf("flag --%s is not in the README's configuration reference", name)
+		}
+		if ef, ok := f.(interface{ GetEnvVars() []string }); ok {
+			if env := ef.GetEnvVars(); len(env) != 1 || env[0] != "RAFTGUARD_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_")) {
+				t.Errorf("flag --%s reads %v", name, env)
+			}
+		}
+	}
+	for name := range documented {
+		if !flags[name] {
+			t.Errorf("README documents --%s, which `raftguard server` does not have", name)
+		}
+	}
+	var _ cli.Flag // the flags are urfave/cli flags
+}

@@ -1,0 +1,389 @@
+//go:build linux
+
+package dataplane
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/ipc"
+	"golang.zx2c4.com/wireguard/tun"
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+)
+
+// userspaceDevice is the embedded wireguard-go device on a TUN link.
+type userspaceDevice struct {
+	name  string
+	index int // the TUN link's index
+	log   *slog.Logger
+	bind  *sourceBind
+	dev   *device.Device
+	uapi  net.Listener // the UAPI socket in /var/run/wireguard
+
+	mu sync.Mutex // guards cur, devUp and closed; serialises Set, InitiateHandshake and Close
+	// cur is the device configuration last applied; nil when unknown (an
+	// apply failed half-way): the next Set then reads it from the device.
+	cur *devState
+	// devUp says whether the wireguard-go device is up (sockets open,
+	// peers running). Only this package changes it: the TUN's own up/down
+	// events are filtered out (eventFilterTUN).
+	devUp  bool
+	closed bool
+}
+
+var _ Device = (*userspaceDevice)(nil)
+
+// openUserspace creates the TUN link name, the device on it and its UAPI
+// socket. The link starts down, with no address, and the device with no
+// configuration.
+func openUserspace(name string, log *slog.Logger) (_ *userspaceDevice, err error) {
+	if exists, typ, err := linkExists(name); err != nil {
+		return nil, err
+	} else if exists {
+		return nil, fmt.Errorf("open userspace interface %s: a link of type %q with that name already exists", name, typ)
+	}
+	tdev, err := tun.CreateTUN(name, DefaultMTU)
+	if err != nil {
+		return nil, fmt.Errorf("create TUN %s: %w", name, err)
+	}
+	if realName, err := tdev.Name(); err == nil {
+		name = realName
+	}
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		tdev.Close()
+		return nil, fmt.Errorf("look up TUN %s: %w", name, err)
+	}
+	d := &userspaceDevice{
+		name:  name,
+		index: link.Attrs().Index,
+		log:   log,
+		bind:  newSourceBind(),
+		cur:   &devState{},
+	}
+	d.dev = device.NewDevice(newEventFilterTUN(tdev), d.bind, deviceLogger(log))
+	defer func() {
+		if err != nil {
+			d.dev.Close()
+		}
+	}()
+	f, err := ipc.UAPIOpen(name)
+	if err != nil {
+		return nil, fmt.Errorf("open UAPI socket for %s: %w", name, err)
+	}
+	d.uapi, err = ipc.UAPIListen(name, f)
+	f.Close() // UAPIListen holds its own copy
+	if err != nil {
+		return nil, fmt.Errorf("listen on UAPI socket for %s: %w", name, err)
+	}
+	go d.serveUAPI()
+	return d, nil
+}
+
+// serveUAPI answers `wg` on the UAPI socket until it is closed.
+func (d *userspaceDevice) serveUAPI() {
+	for {
+		c, err := d.uapi.Accept()
+		if err != nil {
+			return
+		}
+		go d.dev.IpcHandle(c)
+	}
+}
+
+// deviceLogger adapts wireguard-go's logger to slog. wireguard-go never
+// logs key material.
+func deviceLogger(log *slog.Logger) *device.Logger {
+	return &device.Logger{
+		Verbosef: func(format string, args ...any) {
+			if log.Enabled(context.Background(), slog.LevelDebug) {
+				log.Debug(fmt.Sprintf(format, args...), "source", "wireguard-go")
+			}
+		},
+		Errorf: func(format string, args ...any) {
+			log.Warn(fmt.Sprintf(format, args...), "source", "wireguard-go")
+		},
+	}
+}
+
+// eventFilterTUN passes the TUN's events on to the device without the up
+// and down ones: only this package brings the device up or down, so a
+// follower's device does not start sending because someone set its link up.
+// MTU changes still reach the device.
+type eventFilterTUN struct {
+	tun.Device
+	events chan tun.Event
+}
+
+func newEventFilterTUN(t tun.Device) *eventFilterTUN {
+	f := &eventFilterTUN{Device: t, events: make(chan tun.Event, 8)}
+	go func() {
+		defer close(f.events)
+		for ev := range t.Events() {
+			if ev &^= tun.EventUp | tun.EventDown; ev != 0 {
+				f.events <- ev
+			}
+		}
+	}()
+	return f
+}
+
+// Events implements tun.Device.
+func (f *eventFilterTUN) Events() <-chan tun.Event { return f.events }
+
+// Name implements Device.
+func (d *userspaceDevice) Name() string { return d.name }
+
+// Kind implements Device.
+func (d *userspaceDevice) Kind() string { return KindUserspace }
+
+// checkOpen returns an error when the device is closed, or when wireguard-go
+// closed it itself (it does when its TUN fails, e.g. the link was deleted).
+// d.mu must be held.
+func (d *userspaceDevice) checkOpen() error {
+	if d.closed {
+		return ErrClosed
+	}
+	select {
+	case <-d.dev.Wait():
+		return fmt.Errorf("%w: %s (the userspace device has stopped)", ErrLinkNotFound, d.name)
+	default:
+		return nil
+	}
+}
+
+// Set implements Device.
+func (d *userspaceDevice) Set(cfg Config) (bool, error) {
+	w, err := normalize(cfg)
+	if err != nil {
+		return false, err
+	}
+	if len(w.dev.peers) > MaxUserspacePeers {
+		return false, invalidf("%d peers: the userspace device holds at most %d", len(w.dev.peers), MaxUserspacePeers)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.checkOpen(); err != nil {
+		return false, err
+	}
+	link, err := linkByIndex(d.index, d.name)
+	if err != nil {
+		return false, err
+	}
+	changed := false
+	// A follower stops sending first, before anything else can fail.
+	if !w.up {
+		c, err := d.setUp(link, false)
+		changed = changed || c
+		if err != nil {
+			return changed, err
+		}
+	}
+	c, err := d.applyDevice(&w.dev)
+	changed = changed || c
+	if err != nil {
+		return changed, err
+	}
+	c, err = syncLinkConfig(link, w.mtu, w.addresses)
+	changed = changed || c
+	if err != nil {
+		return changed, err
+	}
+	if w.up {
+		c, err := d.setUp(link, true)
+		changed = changed || c
+		if err != nil {
+			return changed, err
+		}
+	}
+	return changed, nil
+}
+
+// applyDevice applies the difference between the device configuration and
+// want. d.mu must be held.
+func (d *userspaceDevice) applyDevice(want *devState) (bool, error) {
+	if d.cur == nil {
+		cur, err := d.readState()
+		if err != nil {
+			return false, err
+		}
+		d.cur = cur
+	}
+	p := diffState(d.cur, want)
+	if p.empty() {
+		return false, nil
+	}
+	d.cur = nil // unknown until everything is applied
+	if p.sourceAddrs {
+		d.bind.setSources(want.sourceAddrs)
+	}
+	if text := uapiText(p); text != "" {
+		// listen_port (if in p) rebinds, with the new source addresses.
+		if err := d.dev.IpcSet(text); err != nil {
+			return true, fmt.Errorf("configure userspace device %s: %w", d.name, err)
+		}
+	}
+	if p.sourceAddrs && p.listenPort == 0 {
+		if err := d.dev.BindUpdate(); err != nil {
+			return true, fmt.Errorf("rebind userspace device %s to %v: %w", d.name, want.sourceAddrs, err)
+		}
+	}
+	d.cur = want
+	removed, updated, created := p.counts()
+	d.log.Debug("interface configured", "interface", d.name,
+		"private_key_changed", p.privateKey != nil, "listen_port_changed", p.listenPort != 0,
+		"source_addrs_changed", p.sourceAddrs,
+		"peers_removed", removed, "peers_updated", updated, "peers_added", created, "peers", len(want.peers))
+	return true, nil
+}
+
+// readState reads the device configuration back from the device.
+func (d *userspaceDevice) readState() (*devState, error) {
+	text, err := d.dev.IpcGet()
+	if err != nil {
+		return nil, fmt.Errorf("read userspace device %s: %w", d.name, err)
+	}
+	dump, err := parseUAPI(text)
+	if err != nil {
+		return nil, fmt.Errorf("read userspace device %s: %w", d.name, err)
+	}
+	d.bind.mu.RLock()
+	dump.dev.sourceAddrs = append([]netip.Addr(nil), d.bind.sources...)
+	d.bind.mu.RUnlock()
+	return &dump.dev, nil
+}
+
+// setUp brings the device and the link up (device first: its sockets are
+// open before traffic is routed to it) or down (link first). d.mu must be
+// held.
+func (d *userspaceDevice) setUp(link netlink.Link, up bool) (bool, error) {
+	changed := false
+	if !up {
+		c, err := setAdminState(link, false)
+		changed = c
+		// Down is cheap when already down; call it anyway so the device
+		// surely sends nothing.
+		if derr := d.dev.Down(); derr != nil {
+			err = errors.Join(err, fmt.Errorf("take userspace device %s down: %w", d.name, derr))
+		}
+		if d.devUp {
+			d.devUp = false
+			changed = true
+		}
+		return changed, err
+	}
+	if !d.devUp {
+		if err := d.dev.Up(); err != nil {
+			return false, fmt.Errorf("bring userspace device %s up: %w", d.name, err)
+		}
+		d.devUp = true
+		changed = true
+	} else if len(d.bind.boundAddrs()) == 0 {
+		// A rebind failed earlier (port in use?): try again.
+		if err := d.dev.BindUpdate(); err != nil {
+			return false, fmt.Errorf("rebind userspace device %s: %w", d.name, err)
+		}
+		changed = true
+	}
+	c, err := setAdminState(link, true)
+	return changed || c, err
+}
+
+// Stats implements Device.
+func (d *userspaceDevice) Stats() ([]PeerStats, error) {
+	d.mu.Lock()
+	err := d.checkOpen()
+	d.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	// IpcGet takes the device's own locks: no need to hold d.mu through a
+	// dump of many peers.
+	text, err := d.dev.IpcGet()
+	if err != nil {
+		return nil, fmt.Errorf("read userspace device %s: %w", d.name, err)
+	}
+	dump, err := parseUAPI(text)
+	if err != nil {
+		return nil, fmt.Errorf("read userspace device %s: %w", d.name, err)
+	}
+	return dump.stats, nil
+}
+
+// InitiateHandshake implements Device.
+func (d *userspaceDevice) InitiateHandshake(publicKey string, endpoint netip.AddrPort) error {
+	k, err := wgtypes.ParseKey(publicKey)
+	if err != nil {
+		return invalidf("public key is not 32 bytes of base64")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.checkOpen(); err != nil {
+		return err
+	}
+	if !d.devUp {
+		return fmt.Errorf("initiate handshake with %s: %w", publicKey, ErrDown)
+	}
+	peer := d.dev.LookupPeer(device.NoisePublicKey(k))
+	if peer == nil {
+		return fmt.Errorf("initiate handshake with %s: %w", publicKey, ErrUnknownPeer)
+	}
+	if endpoint.IsValid() {
+		ep := netip.AddrPortFrom(endpoint.Addr().Unmap(), endpoint.Port())
+		if err := d.dev.IpcSet("public_key=" + hex.EncodeToString(k[:]) + "\nupdate_only=true\nendpoint=" + ep.String() + "\n"); err != nil {
+			return fmt.Errorf("set endpoint of %s: %w", publicKey, err)
+		}
+	}
+	if err := peer.SendHandshakeInitiation(false); err != nil {
+		return fmt.Errorf("initiate handshake with %s: %w", publicKey, err)
+	}
+	return nil
+}
+
+// IsUp implements Device: the link is administratively up and the device is
+// up with its sockets open.
+func (d *userspaceDevice) IsUp() (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.checkOpen(); err != nil {
+		return false, err
+	}
+	link, err := linkByIndex(d.index, d.name)
+	if err != nil {
+		return false, err
+	}
+	return isAdminUp(link) && d.devUp && len(d.bind.boundAddrs()) > 0, nil
+}
+
+// Close implements Device: the UAPI socket, the device, its sockets and the
+// TUN link go.
+func (d *userspaceDevice) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	var errs []error
+	if err := d.uapi.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close UAPI socket: %w", err))
+	}
+	d.dev.Close() // closes the bind and the TUN, which removes the link
+	// Should the link outlive its file (it does not, unless someone made
+	// it persistent), remove it.
+	if l, err := linkByIndex(d.index, d.name); err == nil {
+		if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+			errs = append(errs, fmt.Errorf("delete link %s: %w", d.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,93 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/raftguard/raftguard/dataplane"
+	"github.com/raftguard/raftguard/fsm"
+	"github.com/raftguard/raftguard/internal/reconcile"
+	"github.com/raftguard/raftguard/vip"
+)
+
+// startDataplane starts the reconcile loop that drives the WireGuard
+// interface and the VIPs (nothing with --dataplane none).
+func (a *Agent) startDataplane() error {
+	if a.cfg.Dataplane == "none" {
+		return nil
+	}
+	iface := a.node.VIPInterface
+	if iface == "" {
+		addr, err := netip.ParseAddr(a.node.Advertise)
+		if err != nil {
+			return fmt.Errorf("--vip-interface not given and --advertise %q is not an address to find it by", a.node.Advertise)
+		}
+		if iface, err = vip.InterfaceFor(addr); err != nil {
+			return fmt.Errorf("--vip-interface not given, and no interface holds --advertise %s: %w", addr, err)
+		}
+	}
+	vm, err := vip.New(iface, a.cfg.Logger)
+	if err != nil {
+		return fmt.Errorf("VIP interface %s: %w", iface, err)
+	}
+	a.vips = vm
+	log := a.cfg.Logger.With("component", "dataplane")
+	kind, name := a.cfg.Dataplane, a.node.WGInterface
+	a.loop = reconcile.New(reconcile.Config{
+		Node: agentNode{a},
+		Open: func() (reconcile.Dataplane, error) {
+			return dataplane.Open(name, kind, log)
+		},
+		VIPs:                vm,
+		Log:                 a.cfg.Logger,
+		DisableEndpointSync: a.cfg.DisableEndpointSync,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	a.loopCancel = cancel
+	a.loopDone = make(chan struct{})
+	started := make(chan error, 1)
+	go func() {
+		defer close(a.loopDone)
+		if err := a.loop.Run(ctx, a.raft.Subscribe(), started); err != nil {
+			a.log.Error("data plane stopped", "err", err)
+		}
+	}()
+	if err := <-started; err != nil {
+		return fmt.Errorf("data plane: %w", err)
+	}
+	a.log.Info("data plane started", "interface", name, "vip_interface", iface)
+	return nil
+}
+
+// stopDataplane releases the VIPs, brings the interface down and removes it.
+func (a *Agent) stopDataplane() {
+	if a.loop == nil {
+		return
+	}
+	a.loopCancel()
+	<-a.loopDone
+	if err := a.loop.Close(); err != nil {
+		a.log.Warn("removing the interface", "err", err)
+	}
+	if a.vips != nil {
+		a.vips.Close()
+	}
+}
+
+// agentNode adapts the agent to what the reconcile loop needs.
+type agentNode struct{ a *Agent }
+
+func (n agentNode) IsLeader() bool                      { return n.a.raft.IsLeader() }
+func (n agentNode) Barrier(timeout time.Duration) error { return n.a.raft.Barrier(timeout) }
+func (n agentNode) State() *fsm.FSM                     { return n.a.state }
+func (n agentNode) Propose(t fsm.CommandType, body any) (any, error) {
+	return n.a.Apply(t, body)
+}
+func (n agentNode) HandOver() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := n.a.TransferLeadership(ctx, "")
+	return err
+}

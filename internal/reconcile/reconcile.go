@@ -1,0 +1,541 @@
+// Package reconcile turns the replicated state and this node's role into the
+// data plane and the virtual IPs. It is level-triggered: whenever it wakes
+// (state change, leadership change, or a ticker) it reads the current truth
+// and makes the interface and the VIPs match it, so a lost or doubled wake-up
+// does no harm.
+//
+// On the leader: Barrier (the local state holds everything committed), the
+// interface up, the VIPs claimed and announced, then handshakes initiated to
+// every enabled peer with a known endpoint, most recently active first. On
+// any other node: the VIPs released and the interface down, first and
+// without waiting for anything. The leader also records peers' changed
+// endpoints in the replicated state, so the next leader knows where clients
+// are.
+package reconcile
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/raftguard/raftguard/dataplane"
+	"github.com/raftguard/raftguard/fsm"
+)
+
+// Dataplane is what the loop needs from the WireGuard interface.
+type Dataplane interface {
+	Set(cfg dataplane.Config) (bool, error)
+	Stats() ([]dataplane.PeerStats, error)
+	InitiateHandshake(publicKey string, endpoint netip.AddrPort) error
+	IsUp() (bool, error)
+	Close() error
+}
+
+// VIPs is what the loop needs from the virtual IP manager.
+type VIPs interface {
+	Claim(vips []netip.Prefix) (bool, error)
+	Release(vips []netip.Prefix) (bool, error)
+	Held(vips []netip.Prefix) (bool, error)
+}
+
+// Node is what the loop needs from Raft and the replicated state.
+type Node interface {
+	IsLeader() bool
+	Barrier(timeout time.Duration) error
+	State() *fsm.FSM
+	// Propose applies a command on the leader.
+	Propose(t fsm.CommandType, body any) (any, error)
+	// HandOver transfers leadership to any healthy follower.
+	HandOver() error
+}
+
+// Config configures the loop.
+type Config struct {
+	Node Node
+	// Open (re)creates the interface; called at start and when the
+	// interface has vanished.
+	Open func() (Dataplane, error)
+	VIPs VIPs // nil: no VIP management
+	Log  *slog.Logger
+	// Tick is how often the loop checks the data plane without a wake-up
+	// (default 1s).
+	Tick time.Duration
+	// EndpointSync records peers' endpoints in the replicated state (on by
+	// default; tests switch it off).
+	DisableEndpointSync bool
+	// HandshakeBatch and HandshakePause pace the handshakes a new leader
+	// initiates, so that the answers do not push WireGuard into its
+	// under-load cookie mode (wireguard-go turns it on above 128 queued
+	// handshake messages; the kernel above 512). Defaults: 64 per 20ms.
+	HandshakeBatch int
+	HandshakePause time.Duration
+	// RepairAttempts is how many consecutive failed repairs make the
+	// leader hand over (default 3).
+	RepairAttempts int
+}
+
+// Status is the loop's view of the data plane, for the API.
+type Status struct {
+	InterfaceUp bool
+	VIPHolder   bool
+	Kind        string
+}
+
+// Loop is the reconcile loop of one node.
+type Loop struct {
+	cfg  Config
+	log  *slog.Logger
+	wake chan struct{}
+
+	dropped atomic.Uint64
+
+	mu        sync.Mutex // guards dp, status, applied, upApplied, leading, failures
+	dp        Dataplane
+	status    Status
+	applied   uint64 // state index of the last config applied
+	upApplied bool   // the last config applied had the interface up
+	leading   bool   // the interface is up and the VIPs claimed
+	failures  int
+
+	handshakeGen atomic.Uint64 // cancels a running handshake burst
+}
+
+// New returns a loop; Run starts it.
+func New(cfg Config) *Loop {
+	if cfg.Tick == 0 {
+		cfg.Tick = time.Second
+	}
+	if cfg.HandshakeBatch == 0 {
+		cfg.HandshakeBatch = 64
+	}
+	if cfg.HandshakePause == 0 {
+		cfg.HandshakePause = 20 * time.Millisecond
+	}
+	if cfg.RepairAttempts == 0 {
+		cfg.RepairAttempts = 3
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Loop{cfg: cfg, log: cfg.Log.With("component", "reconcile"), wake: make(chan struct{}, 1)}
+}
+
+// Wake asks the loop to run soon. It never blocks; extra wake-ups are
+// dropped and counted.
+func (l *Loop) Wake() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+		l.dropped.Add(1)
+	}
+}
+
+// DroppedWakeups counts wake-ups dropped because one was pending.
+func (l *Loop) DroppedWakeups() uint64 { return l.dropped.Load() }
+
+// Status reports the interface and VIP state as last reconciled.
+func (l *Loop) Status() Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.status
+}
+
+// PeerStats reads the interface's per-peer counters.
+func (l *Loop) PeerStats() []dataplane.PeerStats {
+	l.mu.Lock()
+	dp := l.dp
+	l.mu.Unlock()
+	if dp == nil {
+		return nil
+	}
+	st, err := dp.Stats()
+	if err != nil {
+		return nil
+	}
+	return st
+}
+
+// Run reconciles until ctx ends, then releases the VIPs and brings the
+// interface down (leaving it configured). started receives the result of
+// opening the interface.
+func (l *Loop) Run(ctx context.Context, leadership <-chan struct{}, started chan<- error) error {
+	dp, err := l.cfg.Open()
+	if started != nil {
+		started <- err
+	}
+	if err != nil {
+		return fmt.Errorf("open interface: %w", err)
+	}
+	l.mu.Lock()
+	l.dp = dp
+	l.status.Kind = kindOf(dp)
+	l.mu.Unlock()
+	// Start from a clean follower state: no VIP held, interface down.
+	l.stepDown("start")
+
+	if !l.cfg.DisableEndpointSync {
+		go l.endpointSync(ctx)
+	}
+	tick := time.NewTicker(l.cfg.Tick)
+	defer tick.Stop()
+	for {
+		l.reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			l.stepDown("shutdown")
+			return nil
+		case <-leadership:
+		case <-l.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// Close releases the interface.
+func (l *Loop) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dp == nil {
+		return nil
+	}
+	err := l.dp.Close()
+	l.dp = nil
+	return err
+}
+
+func kindOf(dp Dataplane) string {
+	if k, ok := dp.(interface{ Kind() string }); ok {
+		return k.Kind()
+	}
+	return ""
+}
+
+func (l *Loop) reconcile(ctx context.Context) {
+	n := l.cfg.Node
+	if !n.State().Initialized() {
+		return // nothing to serve before the cluster's first entry
+	}
+	if !n.IsLeader() {
+		l.stepDown("not leader")
+		l.applyConfig(false)
+		return
+	}
+	l.mu.Lock()
+	was := l.leading
+	l.mu.Unlock()
+	if !was {
+		// The local state must hold every committed entry (peers, endpoints)
+		// before this node serves.
+		if err := n.Barrier(5 * time.Second); err != nil {
+			l.log.Warn("barrier before taking over failed", "err", err)
+			return
+		}
+		if !n.IsLeader() {
+			l.stepDown("lost leadership during barrier")
+			return
+		}
+	}
+	if err := l.takeOver(ctx, !was); err != nil {
+		l.mu.Lock()
+		l.failures++
+		failures := l.failures
+		l.mu.Unlock()
+		l.log.Error("serving as leader failed", "err", err, "attempt", failures)
+		if failures >= l.cfg.RepairAttempts {
+			l.log.Error("cannot repair the data plane: handing leadership to another node")
+			l.stepDown("data plane broken")
+			if err := n.HandOver(); err != nil {
+				l.log.Error("leadership handover failed", "err", err)
+			}
+			l.mu.Lock()
+			l.failures = 0
+			l.mu.Unlock()
+		}
+		return
+	}
+	l.mu.Lock()
+	l.failures = 0
+	l.mu.Unlock()
+}
+
+// takeOver makes this node serve: interface up with the current config,
+// VIPs claimed. On a fresh takeover it also initiates handshakes. It repairs
+// a deleted interface or a removed VIP.
+func (l *Loop) takeOver(ctx context.Context, fresh bool) error {
+	set := l.cfg.Node.State().Settings()
+	l.mu.Lock()
+	dp := l.dp
+	l.mu.Unlock()
+	if dp != nil && !fresh {
+		if up, err := dp.IsUp(); err != nil || !up {
+			l.log.Warn("interface is not up on the leader: repairing", "err", err)
+			if err := l.reopen(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := l.applyConfig(true); err != nil {
+		if rerr := l.reopen(); rerr != nil {
+			return fmt.Errorf("%w (reopen: %v)", err, rerr)
+		}
+		if err := l.applyConfig(true); err != nil {
+			return err
+		}
+	}
+	if l.cfg.VIPs != nil && len(set.VIPs) > 0 {
+		held, _ := l.cfg.VIPs.Held(set.VIPs)
+		if !held {
+			if !fresh {
+				l.log.Warn("VIP missing on the leader: claiming it again")
+			}
+			if _, err := l.cfg.VIPs.Claim(set.VIPs); err != nil {
+				return fmt.Errorf("claim VIP: %w", err)
+			}
+		}
+	}
+	// Leadership may have moved while we worked: never keep a VIP without it.
+	if !l.cfg.Node.IsLeader() {
+		l.stepDown("lost leadership while taking over")
+		return nil
+	}
+	l.mu.Lock()
+	l.leading = true
+	l.status.InterfaceUp = true
+	l.status.VIPHolder = l.cfg.VIPs != nil
+	l.mu.Unlock()
+	if fresh {
+		l.log.Info("serving as leader: interface up, VIP claimed", "vips", set.VIPs)
+		go l.initiateHandshakes(ctx)
+	}
+	return nil
+}
+
+func (l *Loop) reopen() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dp != nil {
+		_ = l.dp.Close()
+		l.dp = nil
+	}
+	dp, err := l.cfg.Open()
+	if err != nil {
+		return fmt.Errorf("reopen interface: %w", err)
+	}
+	l.dp = dp
+	l.applied, l.upApplied = 0, false
+	return nil
+}
+
+// stepDown releases the VIPs and brings the interface down, at once.
+func (l *Loop) stepDown(why string) {
+	l.handshakeGen.Add(1)
+	set := l.cfg.Node.State().Settings()
+	l.mu.Lock()
+	was := l.leading
+	l.leading = false
+	dp := l.dp
+	up := l.upApplied
+	l.mu.Unlock()
+	var errs []error
+	if l.cfg.VIPs != nil && len(set.VIPs) > 0 {
+		if _, err := l.cfg.VIPs.Release(set.VIPs); err != nil {
+			errs = append(errs, fmt.Errorf("release VIP: %w", err))
+		}
+	}
+	if dp != nil && (up || why == "start" || why == "shutdown") {
+		if err := l.setDown(dp); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	l.mu.Lock()
+	l.status.VIPHolder = false
+	l.status.InterfaceUp = false
+	l.mu.Unlock()
+	if err := errors.Join(errs...); err != nil {
+		l.log.Error("stepping down", "why", why, "err", err)
+	} else if was {
+		l.log.Info("stepped down: VIP released, interface down", "why", why)
+	}
+}
+
+// setDown brings the interface down keeping its configuration.
+func (l *Loop) setDown(dp Dataplane) error {
+	if !l.cfg.Node.State().Initialized() {
+		return nil // a new interface starts down
+	}
+	cfg, index := l.desired(false)
+	if _, err := dp.Set(cfg); err != nil {
+		return fmt.Errorf("interface down: %w", err)
+	}
+	l.mu.Lock()
+	l.applied, l.upApplied = index, false
+	l.mu.Unlock()
+	return nil
+}
+
+// applyConfig applies the desired config if the state changed since the
+// last time (or the interface was reopened).
+func (l *Loop) applyConfig(up bool) error {
+	cfg, index := l.desired(up)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dp == nil {
+		return errors.New("no interface")
+	}
+	if index == l.applied && up == l.upApplied && index != 0 {
+		return nil
+	}
+	if !l.cfg.Node.State().Initialized() {
+		return nil
+	}
+	if _, err := l.dp.Set(cfg); err != nil {
+		return fmt.Errorf("configure interface: %w", err)
+	}
+	l.applied, l.upApplied = index, up
+	return nil
+}
+
+// desired builds the interface config from the replicated state.
+func (l *Loop) desired(up bool) (dataplane.Config, uint64) {
+	st := l.cfg.Node.State()
+	index := st.AppliedIndex()
+	set := st.Settings()
+	cfg := dataplane.Config{
+		PrivateKey: set.PrivateKey,
+		ListenPort: set.ListenPort,
+		Addresses:  set.ServerAddresses(),
+		MTU:        set.MTU,
+		Up:         up,
+	}
+	for _, v := range set.VIPs {
+		cfg.SourceAddrs = append(cfg.SourceAddrs, v.Addr())
+	}
+	for _, p := range st.Peers() {
+		if !p.Enabled {
+			continue
+		}
+		dp := dataplane.Peer{PublicKey: p.PublicKey, PresharedKey: p.PresharedKey}
+		dp.AllowedIPs = append(append(make([]netip.Prefix, 0, len(p.Addresses)+len(p.AllowedIPs)), p.Addresses...), p.AllowedIPs...)
+		if ep, err := netip.ParseAddrPort(p.Endpoint); err == nil {
+			dp.Endpoint = ep
+		}
+		cfg.Peers = append(cfg.Peers, dp)
+	}
+	return cfg, index
+}
+
+// initiateHandshakes sends a handshake initiation to every enabled peer with
+// a known endpoint, most recently active first, paced in batches.
+func (l *Loop) initiateHandshakes(ctx context.Context) {
+	gen := l.handshakeGen.Load()
+	var targets []fsm.Peer
+	for _, p := range l.cfg.Node.State().Peers() {
+		if p.Enabled && p.Endpoint != "" {
+			targets = append(targets, p)
+		}
+	}
+	slices.SortStableFunc(targets, func(a, b fsm.Peer) int { return b.LastHandshake.Compare(a.LastHandshake) })
+	start := time.Now()
+	sent := 0
+	for i, p := range targets {
+		if l.handshakeGen.Load() != gen || ctx.Err() != nil {
+			return // stepped down meanwhile
+		}
+		ep, err := netip.ParseAddrPort(p.Endpoint)
+		if err != nil {
+			continue
+		}
+		l.mu.Lock()
+		dp := l.dp
+		l.mu.Unlock()
+		if dp == nil {
+			return
+		}
+		if err := dp.InitiateHandshake(p.PublicKey, ep); err != nil {
+			l.log.Debug("handshake initiation failed", "peer", p.Name, "err", err)
+			continue
+		}
+		sent++
+		if (i+1)%l.cfg.HandshakeBatch == 0 {
+			time.Sleep(l.cfg.HandshakePause) // pacing, not waiting for a condition
+		}
+	}
+	if sent > 0 {
+		l.log.Info("initiated handshakes to known clients", "peers", sent, "took", time.Since(start).Round(time.Millisecond).String())
+	}
+}
+
+// endpointSync records, once a second on the leader, the peers whose
+// endpoint changed (or whose last handshake moved on by more than
+// handshakeRecordStep), in one command.
+func (l *Loop) endpointSync(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		l.mu.Lock()
+		leading, dp := l.leading, l.dp
+		l.mu.Unlock()
+		if !leading || dp == nil {
+			continue
+		}
+		if err := l.syncEndpoints(dp); err != nil {
+			l.log.Debug("endpoint sync", "err", err)
+		}
+	}
+}
+
+// handshakeRecordStep: a newer handshake alone is recorded only when it is
+// this much newer than the recorded one (active peers rekey every two
+// minutes; recording each would flood the log).
+const handshakeRecordStep = 10 * time.Minute
+
+// maxEndpointBatch bounds one SetEndpoints command.
+const maxEndpointBatch = 2000
+
+func (l *Loop) syncEndpoints(dp Dataplane) error {
+	stats, err := dp.Stats()
+	if err != nil {
+		return err
+	}
+	st := l.cfg.Node.State()
+	var updates []fsm.EndpointUpdate
+	for _, s := range stats {
+		if !s.Endpoint.IsValid() {
+			continue
+		}
+		p, ok := st.PeerByKey(s.PublicKey)
+		if !ok {
+			continue
+		}
+		ep := s.Endpoint.String()
+		if ep == p.Endpoint && s.LastHandshake.Sub(p.LastHandshake) < handshakeRecordStep {
+			continue
+		}
+		hs := s.LastHandshake.UTC().Truncate(time.Second)
+		updates = append(updates, fsm.EndpointUpdate{Name: p.Name, Endpoint: ep, LastHandshake: hs})
+	}
+	if len(updates) == 0 {
+		return nil
+	}
+	slices.SortFunc(updates, func(a, b fsm.EndpointUpdate) int { return cmp.Compare(a.Name, b.Name) })
+	for len(updates) > 0 {
+		n := min(len(updates), maxEndpointBatch)
+		if _, err := l.cfg.Node.Propose(fsm.CmdSetEndpoints, fsm.SetEndpoints{Updates: updates[:n], At: time.Now().UTC()}); err != nil {
+			return err
+		}
+		updates = updates[n:]
+	}
+	return nil
+}

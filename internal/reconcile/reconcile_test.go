@@ -1,0 +1,324 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/raftguard/raftguard/dataplane"
+	"github.com/raftguard/raftguard/fsm"
+)
+
+// fakeDP records what the loop does to the interface.
+type fakeDP struct {
+	mu         sync.Mutex // guards the fields below
+	last       dataplane.Config
+	sets       int
+	up         bool
+	broken     bool // IsUp reports down (someone deleted it)
+	handshakes []string
+	stats      []dataplane.PeerStats
+	closed     bool
+}
+
+func (d *fakeDP) Set(cfg dataplane.Config) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.last, d.up = cfg, cfg.Up
+	d.sets++
+	return true, nil
+}
+func (d *fakeDP) Stats() ([]dataplane.PeerStats, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stats, nil
+}
+func (d *fakeDP) InitiateHandshake(pub string, ep netip.AddrPort) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.handshakes = append(d.handshakes, pub+"@"+ep.String())
+	return nil
+}
+func (d *fakeDP) IsUp() (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.up && !d.broken, nil
+}
+func (d *fakeDP) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	return nil
+}
+func (d *fakeDP) snapshot() (dataplane.Config, bool, []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.last, d.up, append([]string(nil), d.handshakes...)
+}
+
+type fakeVIPs struct {
+	mu      sync.Mutex // guards held, claims, failing
+	held    bool
+	claims  int
+	failing bool
+}
+
+func (v *fakeVIPs) Claim([]netip.Prefix) (bool, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.failing {
+		return false, errors.New("netlink: operation not permitted")
+	}
+	v.claims++
+	changed := !v.held
+	v.held = true
+	return changed, nil
+}
+func (v *fakeVIPs) Release([]netip.Prefix) (bool, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	changed := v.held
+	v.held = false
+	return changed, nil
+}
+func (v *fakeVIPs) Held([]netip.Prefix) (bool, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.held, nil
+}
+func (v *fakeVIPs) isHeld() bool { h, _ := v.Held(nil); return h }
+
+type fakeNode struct {
+	leader    atomic.Bool
+	state     *fsm.FSM
+	index     atomic.Uint64
+	barriers  atomic.Int32
+	handovers atomic.Int32
+	proposed  chan fsm.SetEndpoints
+}
+
+func (n *fakeNode) IsLeader() bool { return n.leader.Load() }
+func (n *fakeNode) Barrier(time.Duration) error {
+	n.barriers.Add(1)
+	return nil
+}
+func (n *fakeNode) State() *fsm.FSM { return n.state }
+func (n *fakeNode) Propose(t fsm.CommandType, body any) (any, error) {
+	res := n.apply(t, body)
+	if se, ok := body.(fsm.SetEndpoints); ok && n.proposed != nil {
+		n.proposed <- se
+	}
+	return res, nil
+}
+func (n *fakeNode) HandOver() error {
+	n.handovers.Add(1)
+	n.leader.Store(false)
+	return nil
+}
+func (n *fakeNode) apply(t fsm.CommandType, body any) any {
+	b, err := fsm.Encode(t, body)
+	if err != nil {
+		panic(err)
+	}
+	return n.state.Apply(&raft.Log{Index: n.index.Add(1), Type: raft.LogCommand, Data: b})
+}
+
+func key(i int) string {
+	var b [32]byte
+	b[0], b[1] = 7, byte(i)
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func newNode(t *testing.T) *fakeNode {
+	n := &fakeNode{state: fsm.New(nil)}
+	res := n.apply(fsm.CmdInit, fsm.Init{
+		Settings: fsm.Settings{
+			PrivateKey: key(200), PublicKey: key(201), ListenPort: 51820,
+			Pool: netip.MustParsePrefix("10.99.0.0/24"), VIPs: []netip.Prefix{netip.MustParsePrefix("192.0.2.10/24")},
+			Endpoint: "192.0.2.10:51820", MTU: 1420, Keepalive: 25,
+		},
+		CACertPEM: "c", CAKeyPEM: "k", JoinToken: "j", AdminToken: fsm.AdminToken{ID: "a", Hash: "h"}, At: t0,
+	})
+	if err, ok := res.(error); ok {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"old", "recent", "never", "off"} {
+		res := n.apply(fsm.CmdAddPeer, fsm.AddPeer{Name: name, PublicKey: key(i), Enabled: name != "off", At: t0})
+		if err, ok := res.(error); ok {
+			t.Fatal(err)
+		}
+	}
+	n.apply(fsm.CmdSetEndpoints, fsm.SetEndpoints{Updates: []fsm.EndpointUpdate{
+		{Name: "old", Endpoint: "198.51.100.1:1000", LastHandshake: t0.Add(time.Minute)},
+		{Name: "recent", Endpoint: "198.51.100.2:2000", LastHandshake: t0.Add(time.Hour)},
+		{Name: "off", Endpoint: "198.51.100.3:3000", LastHandshake: t0.Add(2 * time.Hour)},
+	}})
+	return n
+}
+
+type harness struct {
+	node   *fakeNode
+	dp     *fakeDP
+	opens  atomic.Int32
+	vips   *fakeVIPs
+	loop   *Loop
+	lead   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func start(t *testing.T, n *fakeNode, sync bool) *harness {
+	h := &harness{node: n, vips: &fakeVIPs{}, lead: make(chan struct{}, 1), done: make(chan struct{})}
+	h.dp = &fakeDP{}
+	h.loop = New(Config{
+		Node: n,
+		Open: func() (Dataplane, error) {
+			h.opens.Add(1)
+			h.dp.mu.Lock()
+			h.dp.broken = false
+			h.dp.mu.Unlock()
+			return h.dp, nil
+		},
+		VIPs:                h.vips,
+		Tick:                20 * time.Millisecond,
+		DisableEndpointSync: !sync,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	started := make(chan error, 1)
+	go func() {
+		defer close(h.done)
+		h.loop.Run(ctx, h.lead, started)
+	}()
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); <-h.done })
+	return h
+}
+
+func poll(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestFollowerKeepsConfigWithInterfaceDown(t *testing.T) {
+	h := start(t, newNode(t), false)
+	poll(t, "config applied", func() bool { cfg, _, _ := h.dp.snapshot(); return len(cfg.Peers) == 3 })
+	cfg, up, hs := h.dp.snapshot()
+	if up || cfg.Up || h.vips.isHeld() || len(hs) != 0 {
+		t.Fatalf("follower: up=%v vip=%v handshakes=%v", up, h.vips.isHeld(), hs)
+	}
+	if cfg.PrivateKey != key(200) || cfg.ListenPort != 51820 || cfg.Addresses[0].String() != "10.99.0.1/24" || cfg.SourceAddrs[0].String() != "192.0.2.10" {
+		t.Fatalf("config %+v", cfg)
+	}
+	// A disabled peer is not on the interface.
+	for _, p := range cfg.Peers {
+		if p.PublicKey == key(3) {
+			t.Fatal("disabled peer configured")
+		}
+	}
+}
+
+func TestTakeOverAndStepDown(t *testing.T) {
+	n := newNode(t)
+	h := start(t, n, false)
+	n.leader.Store(true)
+	h.lead <- struct{}{}
+	poll(t, "takeover", func() bool { _, up, hs := h.dp.snapshot(); return up && h.vips.isHeld() && len(hs) == 2 })
+	if n.barriers.Load() == 0 {
+		t.Fatal("no barrier before serving")
+	}
+	_, _, hs := h.dp.snapshot()
+	// Most recently active first; disabled and endpoint-less peers skipped.
+	if want := []string{key(1) + "@198.51.100.2:2000", key(0) + "@198.51.100.1:1000"}; fmt.Sprint(hs) != fmt.Sprint(want) {
+		t.Fatalf("handshakes %v, want %v", hs, want)
+	}
+	if st := h.loop.Status(); !st.InterfaceUp || !st.VIPHolder {
+		t.Fatalf("status %+v", st)
+	}
+	n.leader.Store(false)
+	h.lead <- struct{}{}
+	poll(t, "step down", func() bool { _, up, _ := h.dp.snapshot(); return !up && !h.vips.isHeld() })
+	if st := h.loop.Status(); st.InterfaceUp || st.VIPHolder {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestLeaderRepairsVIPAndInterface(t *testing.T) {
+	n := newNode(t)
+	h := start(t, n, false)
+	n.leader.Store(true)
+	h.lead <- struct{}{}
+	poll(t, "takeover", func() bool { _, up, _ := h.dp.snapshot(); return up && h.vips.isHeld() })
+	h.vips.Release(nil) // removed by hand
+	poll(t, "VIP reclaimed", h.vips.isHeld)
+	opens := h.opens.Load()
+	h.dp.mu.Lock()
+	h.dp.broken = true // interface deleted
+	h.dp.mu.Unlock()
+	poll(t, "interface reopened", func() bool { return h.opens.Load() > opens })
+	poll(t, "interface up", func() bool { up, _ := h.dp.IsUp(); return up })
+}
+
+func TestLeaderHandsOverWhenRepairFails(t *testing.T) {
+	n := newNode(t)
+	h := start(t, n, false)
+	h.vips.failing = true
+	n.leader.Store(true)
+	h.lead <- struct{}{}
+	poll(t, "handover", func() bool { return n.handovers.Load() > 0 })
+	poll(t, "interface down", func() bool { _, up, _ := h.dp.snapshot(); return !up })
+}
+
+func TestConfigFollowsState(t *testing.T) {
+	n := newNode(t)
+	h := start(t, n, false)
+	n.apply(fsm.CmdAddPeer, fsm.AddPeer{Name: "new", PublicKey: key(50), Enabled: true, At: t0})
+	h.loop.Wake()
+	poll(t, "new peer", func() bool { cfg, _, _ := h.dp.snapshot(); return len(cfg.Peers) == 4 })
+	n.apply(fsm.CmdUpdatePeer, fsm.UpdatePeer{Name: "new", Enabled: new(bool), At: t0})
+	h.loop.Wake()
+	poll(t, "disabled peer removed", func() bool { cfg, _, _ := h.dp.snapshot(); return len(cfg.Peers) == 3 })
+}
+
+func TestEndpointSyncRecordsChanges(t *testing.T) {
+	n := newNode(t)
+	n.proposed = make(chan fsm.SetEndpoints, 10)
+	h := start(t, n, true)
+	h.dp.mu.Lock()
+	h.dp.stats = []dataplane.PeerStats{
+		{PublicKey: key(0), Endpoint: netip.MustParseAddrPort("198.51.100.1:1000"), LastHandshake: t0.Add(2 * time.Minute)}, // unchanged enough
+		{PublicKey: key(2), Endpoint: netip.MustParseAddrPort("203.0.113.9:5555"), LastHandshake: t0.Add(3 * time.Hour)},  // new endpoint
+	}
+	h.dp.mu.Unlock()
+	n.leader.Store(true)
+	h.lead <- struct{}{}
+	select {
+	case se := <-n.proposed:
+		if len(se.Updates) != 1 || se.Updates[0].Name != "never" || se.Updates[0].Endpoint != "203.0.113.9:5555" {
+			t.Fatalf("proposed %+v", se.Updates)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no endpoint update proposed")
+	}
+	if p, _ := n.state.Peer("never"); p.Endpoint != "203.0.113.9:5555" {
+		t.Fatalf("state %+v", p)
+	}
+}
