@@ -305,7 +305,7 @@ func TestEndpointSyncRecordsChanges(t *testing.T) {
 	h.dp.mu.Lock()
 	h.dp.stats = []dataplane.PeerStats{
 		{PublicKey: key(0), Endpoint: netip.MustParseAddrPort("198.51.100.1:1000"), LastHandshake: t0.Add(2 * time.Minute)}, // unchanged enough
-		{PublicKey: key(2), Endpoint: netip.MustParseAddrPort("203.0.113.9:5555"), LastHandshake: t0.Add(3 * time.Hour)},  // new endpoint
+		{PublicKey: key(2), Endpoint: netip.MustParseAddrPort("203.0.113.9:5555"), LastHandshake: t0.Add(3 * time.Hour)},    // new endpoint
 	}
 	h.dp.mu.Unlock()
 	n.leader.Store(true)
