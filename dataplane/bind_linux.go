@@ -92,7 +92,7 @@ func (b *sourceBind) setSources(addrs []netip.Addr) {
 	b.sources = append([]netip.Addr(nil), addrs...)
 }
 
-// boundAddrs returns the local addresses of the open sockets (for tests).
+// boundAddrs returns the local addresses of the open sockets.
 func (b *sourceBind) boundAddrs() []netip.AddrPort {
 	b.mu.RLock()
 	defer b.mu.RUnlock()

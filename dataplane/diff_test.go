@@ -285,3 +285,28 @@ func TestParseUAPI(t *testing.T) {
 		t.Fatalf("bad key: err = %v (want an error without the value)", err)
 	}
 }
+
+// BenchmarkDiff measures what Set computes before touching the device:
+// validating a Config of 10,000 peers and diffing it with the last one.
+func BenchmarkDiff(b *testing.B) {
+	const many = 10000
+	peers := make([]Peer, many+1)
+	for i := range peers {
+		peers[i] = testPeer(b, i)
+	}
+	cfg := Config{PrivateKey: testKey(b).String(), ListenPort: 51820, Peers: peers[:many]}
+	w, err := normalize(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Peers = peers
+	for b.Loop() {
+		w2, err := normalize(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if p := diffState(&w.dev, &w2.dev); len(p.peers) != 1 {
+			b.Fatalf("%d peer ops", len(p.peers))
+		}
+	}
+}

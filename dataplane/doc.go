@@ -50,7 +50,15 @@
 // "fwmark -> table" whose table holds copies of the main table's routes with
 // their preferred source set to the VIP of the family. Those routes can only
 // exist while the VIP is on a local interface, so they are (re)built on every
-// Set while the interface is up, and removed when it goes down or closes.
+// Set while the interface is up and, until that succeeded, before each
+// InitiateHandshake (the VIP is claimed after the interface comes up); they
+// are removed when the interface goes down or closes. The kernel backend
+// compiles and its routing part is tested, but it has not been run against
+// the kernel module (the machine it was written on has none).
+//
+// Peer changes made behind the package's back (`wg set`) are not detected:
+// the package trusts its in-memory copy of what it applied, which is what
+// makes one-peer changes cheap on a large interface.
 //
 // The package imports neither fsm nor raftnode: translating replicated state
 // into a Config is internal/reconcile's job. Interfaces are configured

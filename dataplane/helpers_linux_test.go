@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -160,7 +161,7 @@ func openIn(t testing.TB, n *nsThread, name string) Device {
 		d   Device
 		err error
 	)
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	n.do(func() { d, err = Open(name, KindUserspace, log.With("component", "dataplane")) })
 	if err != nil {
 		t.Fatalf("open %s: %v", name, err)
@@ -179,11 +180,30 @@ func openIn(t testing.TB, n *nsThread, name string) Device {
 	return d
 }
 
-// testWriter sends log lines to t.Log.
-type testWriter struct{ t testing.TB }
+// testWriter sends log lines to t.Log until t's cleanup; the device's
+// goroutines may log a little after that, and t.Log would then panic.
+type testWriter struct {
+	t    testing.TB
+	mu   *sync.Mutex // guards *done
+	done *bool
+}
+
+func newTestWriter(t testing.TB) testWriter {
+	w := testWriter{t: t, mu: new(sync.Mutex), done: new(bool)}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		*w.done = true
+		w.mu.Unlock()
+	})
+	return w
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !*w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
 	return len(p), nil
 }
 

@@ -104,6 +104,9 @@ func syncSourceFamily(fam int, src netip.Addr, active bool, skipIndex int) (bool
 			if r.Type != unix.RTN_UNICAST || (skipIndex != 0 && r.LinkIndex == skipIndex) {
 				continue
 			}
+			if r.Dst != nil && r.Dst.IP.IsLinkLocalUnicast() {
+				continue // link-local destinations keep link-local sources
+			}
 			want = append(want, netlink.Route{
 				LinkIndex: r.LinkIndex,
 				Dst:       r.Dst,
@@ -145,7 +148,10 @@ func syncSourceFamily(fam int, src netip.Addr, active bool, skipIndex int) (bool
 		if haveKeys[routeKey(r)] {
 			continue
 		}
-		if err := netlink.RouteAdd(&r); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := netlink.RouteAdd(&r); err != nil {
+			if errors.Is(err, unix.EEXIST) {
+				continue // a twin (same destination and metric) is there
+			}
 			return changed, fmt.Errorf("add route %s to table %d: %w", routeKey(r), sourceTable, err)
 		}
 		changed = true

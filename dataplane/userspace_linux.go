@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -26,6 +27,7 @@ type userspaceDevice struct {
 	index int // the TUN link's index
 	log   *slog.Logger
 	bind  *sourceBind
+	tun   *eventFilterTUN
 	dev   *device.Device
 	uapi  net.Listener // the UAPI socket in /var/run/wireguard
 
@@ -70,7 +72,8 @@ func openUserspace(name string, log *slog.Logger) (_ *userspaceDevice, err error
 		bind:  newSourceBind(),
 		cur:   &devState{},
 	}
-	d.dev = device.NewDevice(newEventFilterTUN(tdev), d.bind, deviceLogger(log))
+	d.tun = newEventFilterTUN(tdev)
+	d.dev = device.NewDevice(d.tun, d.bind, deviceLogger(log))
 	defer func() {
 		if err != nil {
 			d.dev.Close()
@@ -118,14 +121,18 @@ func deviceLogger(log *slog.Logger) *device.Logger {
 // eventFilterTUN passes the TUN's events on to the device without the up
 // and down ones: only this package brings the device up or down, so a
 // follower's device does not start sending because someone set its link up.
-// MTU changes still reach the device.
+// MTU changes still reach the device, and MTU answers with the MTU this
+// package set (the TUN's own MTU asks the kernel by interface name through a
+// socket of whatever network namespace the calling thread is in).
 type eventFilterTUN struct {
 	tun.Device
 	events chan tun.Event
+	mtu    atomic.Int32 // the MTU set by Set; 0 before the first
 }
 
 func newEventFilterTUN(t tun.Device) *eventFilterTUN {
 	f := &eventFilterTUN{Device: t, events: make(chan tun.Event, 8)}
+	f.mtu.Store(DefaultMTU) // CreateTUN set it
 	go func() {
 		defer close(f.events)
 		for ev := range t.Events() {
@@ -139,6 +146,14 @@ func newEventFilterTUN(t tun.Device) *eventFilterTUN {
 
 // Events implements tun.Device.
 func (f *eventFilterTUN) Events() <-chan tun.Event { return f.events }
+
+// MTU implements tun.Device.
+func (f *eventFilterTUN) MTU() (int, error) {
+	if m := f.mtu.Load(); m != 0 {
+		return int(m), nil
+	}
+	return f.Device.MTU()
+}
 
 // Name implements Device.
 func (d *userspaceDevice) Name() string { return d.name }
@@ -193,6 +208,8 @@ func (d *userspaceDevice) Set(cfg Config) (bool, error) {
 	if err != nil {
 		return changed, err
 	}
+	// The device learns the new MTU from the link's change event.
+	d.tun.mtu.Store(int32(w.mtu))
 	c, err = syncLinkConfig(link, w.mtu, w.addresses)
 	changed = changed || c
 	if err != nil {

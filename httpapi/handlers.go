@@ -173,13 +173,32 @@ func (s *Server) transferLeader(w http.ResponseWriter, r *request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	id, err := s.b.TransferLeadership(ctx, req.To)
+	// Raft gives the target one election timeout to catch up; under a
+	// heavy write load that can run out, so try a few times while this
+	// node still leads.
+	var id string
+	var err error
+	for try := 1; ; try++ {
+		if id, err = s.b.TransferLeadership(ctx, req.To); err == nil {
+			break
+		}
+		if try == transferTries || errors.Is(err, ErrNotLeader) || ctx.Err() != nil || !s.b.IsLeader() {
+			break
+		}
+		s.log.Warn("leadership transfer failed; trying again", "to", req.To, "try", try, "err", err)
+	}
 	if err != nil {
+		if ae := toAPIError(err); ae.Status == http.StatusInternalServerError {
+			return errorf(http.StatusServiceUnavailable, "transfer_failed", "leadership transfer did not complete: %v; retry", err)
+		}
 		return err
 	}
 	writeJSON(w, http.StatusOK, TransferResponse{LeaderID: id})
 	return nil
 }
+
+// transferTries bounds the tries of one leadership transfer request.
+const transferTries = 3
 
 func (s *Server) checkMember(id string) error {
 	servers, err := s.b.Servers()
@@ -299,6 +318,11 @@ func (s *Server) revokeAdminToken(w http.ResponseWriter, r *request) error {
 // checkJoinToken verifies a join token against the cluster's, in constant
 // time, counting failures per source.
 func (s *Server) checkJoinToken(r *request, token string) error {
+	if !s.b.State().Initialized() {
+		// The bootstrap node has not applied its first entry yet: the
+		// joiner retries.
+		return fsm.ErrNotInitialized
+	}
 	cur := s.b.State().Cluster().JoinToken
 	_, want, err1 := pki.ParseJoinToken(cur)
 	fp, got, err2 := pki.ParseJoinToken(token)
@@ -632,9 +656,9 @@ func (s *Server) updatePeer(w http.ResponseWriter, r *request) error {
 		}
 		cmd.AllowedIPs = &routes
 	}
-	if _, err := s.lookupPeer(name); err != nil {
-		return err
-	}
+	// No check against the local replica first: a leader elected a moment
+	// ago may not have applied every committed entry yet. The state
+	// machine answers not found in log order.
 	res, err := s.apply(w, fsm.CmdUpdatePeer, cmd)
 	if err != nil {
 		return err
@@ -645,12 +669,11 @@ func (s *Server) updatePeer(w http.ResponseWriter, r *request) error {
 
 func (s *Server) deletePeer(w http.ResponseWriter, r *request) error {
 	name := r.PathValue("name")
-	_, err := s.lookupPeer(name)
-	if err == nil {
-		_, err = s.apply(w, fsm.CmdDeletePeer, fsm.DeletePeer{Name: name, At: time.Now().UTC()})
-	}
+	// As in updatePeer, the state machine decides whether the peer
+	// exists, in log order.
+	_, err := s.apply(w, fsm.CmdDeletePeer, fsm.DeletePeer{Name: name, At: time.Now().UTC()})
 	if err != nil && r.attempt > 0 && isNotFound(err) {
-		// An earlier try whose answer was lost deleted the peer.
+		// An earlier try whose outcome was unknown deleted the peer.
 		err = nil
 	}
 	if err != nil {

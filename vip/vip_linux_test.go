@@ -299,6 +299,20 @@ func TestClaimHeldRelease(t *testing.T) {
 			t.Errorf("Release removed the NIC's own address %s", a)
 		}
 	}
+	// The subnet routes the NIC's own addresses need survive the release.
+	routes, err := p.ha.RouteList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"192.0.2.0/24", "2001:db8::/64"} {
+		found := false
+		for _, r := range routes {
+			found = found || r.Dst != nil && r.Dst.String() == want
+		}
+		if !found {
+			t.Errorf("route to %s gone after Release (routes %v)", want, routes)
+		}
+	}
 	if held, err := m.Held(vips); err != nil || held {
 		t.Fatalf("Held after Release = %v, %v; want false", held, err)
 	}
@@ -452,14 +466,16 @@ func TestClaimOnDownLinkReportsAndRetries(t *testing.T) {
 	})
 }
 
-func TestInterfaceFor(t *testing.T) {
+func TestInterfaceForHost(t *testing.T) {
 	if name, err := InterfaceFor(netip.MustParseAddr("127.0.0.1")); err != nil || name != "lo" {
 		t.Errorf("InterfaceFor(127.0.0.1) = %q, %v; want lo", name, err)
 	}
 	if _, err := InterfaceFor(netip.MustParseAddr("203.0.113.254")); !errors.Is(err, ErrAddressNotFound) {
 		t.Errorf("InterfaceFor(absent address): err = %v, want ErrAddressNotFound", err)
 	}
+}
 
+func TestInterfaceFor(t *testing.T) {
 	p := newPair(t)
 	for _, s := range []string{"192.0.2.1", "2001:db8::1", "::ffff:192.0.2.1"} {
 		if name, err := interfaceFor(p.ha, netip.MustParseAddr(s)); err != nil || name != p.ifA {

@@ -95,6 +95,9 @@ func TestReadmeMatchesServerFlags(t *testing.T) {
 	}
 	flags := map[string]bool{}
 	for _, f := range serverFlags() {
+		if bf, ok := f.(*cli.BoolFlag); ok && bf.Hidden {
+			continue
+		}
 		name := f.Names()[0]
 		flags[name] = true
 		if !documented[name] {
@@ -111,5 +114,19 @@ func TestReadmeMatchesServerFlags(t *testing.T) {
 			t.Errorf("README documents --%s, which `raftguard server` does not have", name)
 		}
 	}
-	var _ cli.Flag // the flags are urfave/cli flags
+}
+
+func TestFlagsFirst(t *testing.T) {
+	app := newApp()
+	for _, c := range []struct{ in, want string }{
+		{"raftguard peer add laptop --qr --ip 10.99.0.9", "raftguard peer add --qr --ip 10.99.0.9 laptop"},
+		{"raftguard --data-dir /x peer add desk --public-key K", "raftguard --data-dir /x peer add --public-key K desk"},
+		{"raftguard -o json peer list", "raftguard -o json peer list"},
+		{"raftguard cluster snapshot save f.snap", "raftguard cluster snapshot save f.snap"},
+		{"raftguard peer show -- -odd", "raftguard peer show -- -odd"},
+	} {
+		if got := strings.Join(flagsFirst(app, strings.Fields(c.in)), " "); got != c.want {
+			t.Errorf("%q: got %q, want %q", c.in, got, c.want)
+		}
+	}
 }

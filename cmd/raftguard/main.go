@@ -13,7 +13,8 @@ import (
 )
 
 func main() {
-	if err := newApp().Run(os.Args); err != nil {
+	app := newApp()
+	if err := app.Run(flagsFirst(app, os.Args)); err != nil {
 		fmt.Fprintln(os.Stderr, "raftguard:", err)
 		os.Exit(1)
 	}
@@ -47,4 +48,78 @@ func versionCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// flagsFirst lets flags follow positional arguments (`peer add laptop --qr`):
+// urfave/cli stops parsing flags at the first positional argument, so the
+// leaf command's arguments are reordered, flags (with their values) first.
+func flagsFirst(app *cli.App, args []string) []string {
+	cmds, flags := app.Commands, app.Flags
+	i := 1
+	var leaf *cli.Command
+	for i < len(args) {
+		a := args[i]
+		if strings.HasPrefix(a, "-") {
+			if a == "--" {
+				return args
+			}
+			if takesValue(flags, a) && !strings.Contains(a, "=") {
+				i++
+			}
+			i++
+			continue
+		}
+		var next *cli.Command
+		for _, c := range cmds {
+			if c.HasName(a) {
+				next = c
+			}
+		}
+		if next == nil {
+			break
+		}
+		leaf, cmds, flags = next, next.Subcommands, append(flags, next.Flags...)
+		i++
+		if len(cmds) == 0 {
+			break
+		}
+	}
+	if leaf == nil || len(leaf.Subcommands) > 0 {
+		return args
+	}
+	var fl, pos []string
+	for j := i; j < len(args); j++ {
+		a := args[j]
+		if a == "--" {
+			pos = append(pos, args[j:]...)
+			break
+		}
+		if strings.HasPrefix(a, "-") && a != "-" {
+			fl = append(fl, a)
+			if takesValue(flags, a) && !strings.Contains(a, "=") && j+1 < len(args) {
+				j++
+				fl = append(fl, args[j])
+			}
+			continue
+		}
+		pos = append(pos, a)
+	}
+	out := append([]string{}, args[:i]...)
+	return append(append(out, fl...), pos...)
+}
+
+// takesValue reports whether the flag named by arg (-x, --name) expects a
+// value.
+func takesValue(flags []cli.Flag, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	name, _, _ = strings.Cut(name, "=")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				_, isBool := f.(*cli.BoolFlag)
+				return !isBool
+			}
+		}
+	}
+	return false
 }

@@ -63,6 +63,7 @@ func serverFlags() []cli.Flag {
 		dur("raft-lease-timeout", "leader steps down after this long without a quorum", "200ms"),
 		&cli.Uint64Flag{Name: "raft-snapshot-threshold", Usage: "log entries between snapshots", EnvVars: envVar("raft-snapshot-threshold"), DefaultText: "8192", Category: "Raft tuning"},
 		dur("raft-snapshot-interval", "how often to check whether to snapshot", "30s"),
+		&cli.BoolFlag{Name: "no-endpoint-sync", Usage: "do not record peers' endpoints (testing client-side recovery)", EnvVars: envVar("no-endpoint-sync"), Hidden: true},
 		&cli.Uint64Flag{Name: "raft-trailing-logs", Usage: "log entries kept after a snapshot", EnvVars: envVar("raft-trailing-logs"), DefaultText: "10240", Category: "Raft tuning"},
 	}
 }
@@ -109,7 +110,8 @@ func serverConfig(c *cli.Context) agent.Config {
 			SnapshotInterval:   c.Duration("raft-snapshot-interval"),
 			TrailingLogs:       c.Uint64("raft-trailing-logs"),
 		},
-		Stderr: c.App.ErrWriter,
+		DisableEndpointSync: c.Bool("no-endpoint-sync"),
+		Stderr:              c.App.ErrWriter,
 	}
 	if c.IsSet("keepalive") {
 		k := c.Int("keepalive")

@@ -1,0 +1,359 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/raftguard/raftguard/httpapi"
+	"github.com/raftguard/raftguard/internal/netlab"
+)
+
+// Addresses of the namespace lab (documentation ranges only).
+var (
+	vip4   = netip.MustParsePrefix("192.0.2.10/24")
+	vip6   = netip.MustParsePrefix("2001:db8::10/64")
+	pool4  = "198.51.100.0/24" // tunnel pools in documentation and local ranges
+	pool6  = "fd00:99::/64"
+	client = netip.MustParsePrefix("192.0.2.50/24")
+)
+
+// labServer is one raftguard node in its own namespace.
+type labServer struct {
+	id    string
+	host  *netlab.Host
+	dir   string
+	wg    string // WireGuard interface name
+	proc  *netlab.Proc
+	extra []string
+}
+
+// labCluster is a switch, n raftguard servers and one client host.
+type labCluster struct {
+	t       *testing.T
+	bin     string
+	lab     *netlab.Lab
+	servers []*labServer
+	client  *netlab.Host
+	logDir  string
+}
+
+// needLab skips a test that cannot build a namespace lab here.
+func needLab(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces, TUN devices and nftables (run `make test` as root)")
+	}
+	if err := netlab.Available("ip", "nft", "wg", "wireguard-go", "ping"); err != nil {
+		t.Skipf("namespace lab unavailable: %v (install wireguard-tools wireguard-go iputils-ping nftables iproute2)", err)
+	}
+}
+
+// newLabCluster starts n servers (s1 bootstraps, the others join through
+// it) and a client host. extra flags go to every server.
+func newLabCluster(t *testing.T, n int, extra ...string) *labCluster {
+	needLab(t)
+	lab, err := netlab.New("rgt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc := &labCluster{t: t, bin: raftguardBinary(t), lab: lab, logDir: t.TempDir()}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, s := range lc.servers {
+				if s.proc != nil {
+					t.Logf("--- %s output (tail):\n%s", s.id, tail(s.proc.Output(), 60))
+				}
+			}
+		}
+		if err := lab.Close(); err != nil {
+			t.Errorf("lab close: %v", err)
+		}
+	})
+	for i := 1; i <= n; i++ {
+		h, err := lab.AddHost(fmt.Sprintf("s%d", i),
+			netip.MustParsePrefix(fmt.Sprintf("192.0.2.%d/24", i)),
+			netip.MustParsePrefix(fmt.Sprintf("2001:db8::%d/64", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lc.servers = append(lc.servers, &labServer{
+			id: fmt.Sprintf("s%d", i), host: h, dir: filepath.Join(t.TempDir(), "data"),
+			wg: lab.Name("rgwg"), extra: extra,
+		})
+	}
+	if lc.client, err = lab.AddHost("c1", client, netip.MustParsePrefix("2001:db8::50/64")); err != nil {
+		t.Fatal(err)
+	}
+	s1 := lc.servers[0]
+	lc.start(s1, "--bootstrap", "--vip", vip4.String(), "--vip", vip6.String(), "--pool", pool4, "--pool6", pool6)
+	token := lc.waitFile(filepath.Join(s1.dir, "join.token"))
+	for _, s := range lc.servers[1:] {
+		lc.start(s, "--join", "192.0.2.1:7443", "--token", token)
+	}
+	lc.waitHealthy(n)
+	return lc
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(s, "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
+}
+
+// start runs `raftguard server` in the server's namespace. Without args it
+// restarts from the data dir alone.
+func (lc *labCluster) start(s *labServer, args ...string) {
+	lc.t.Helper()
+	full := []string{"server", "--data-dir", s.dir}
+	if len(args) > 0 {
+		full = append(full, "--node-id", s.id, "--advertise", s.host.IPv4().Addr().String(), "--wg-interface", s.wg, "--log-level", "debug")
+		full = append(full, s.extra...)
+		full = append(full, args...)
+	}
+	p, err := s.host.StartWith(netlab.StartOptions{LogFile: filepath.Join(lc.logDir, s.id+".log")}, lc.bin, full...)
+	if err != nil {
+		lc.t.Fatal(err)
+	}
+	s.proc = p
+}
+
+func (lc *labCluster) waitFile(path string) string {
+	lc.t.Helper()
+	var out string
+	poll(lc.t, 15*time.Second, func() error {
+		b, err := os.ReadFile(path)
+		out = strings.TrimSpace(string(b))
+		if err == nil && out == "" {
+			return fmt.Errorf("%s empty", path)
+		}
+		return err
+	})
+	return out
+}
+
+// cli runs a client command on a server node (it reads the data dir).
+func (lc *labCluster) cli(s *labServer, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return s.host.Run(ctx, lc.bin, append([]string{"--data-dir", s.dir}, args...)...)
+}
+
+func (lc *labCluster) status(s *labServer) (httpapi.ClusterStatus, error) {
+	var st httpapi.ClusterStatus
+	out, err := lc.cli(s, "-o", "json", "cluster", "status")
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal([]byte(out), &st)
+}
+
+// waitHealthy waits until every reachable node reports n members, one
+// leader holding the VIP with its interface up.
+func (lc *labCluster) waitHealthy(n int) httpapi.ClusterStatus {
+	lc.t.Helper()
+	var st httpapi.ClusterStatus
+	poll(lc.t, 30*time.Second, func() error {
+		var err error
+		for _, s := range lc.servers {
+			if s.proc == nil || s.proc.Exited() {
+				continue
+			}
+			if st, err = lc.status(s); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if len(st.Nodes) != n || st.LeaderID == "" || st.VIPHolder != st.LeaderID {
+			return fmt.Errorf("cluster: leader %q, VIP holder %q, %d nodes", st.LeaderID, st.VIPHolder, len(st.Nodes))
+		}
+		for _, nd := range st.Nodes {
+			if !nd.Reachable || nd.AppliedIndex == 0 {
+				return fmt.Errorf("node %s not ready (%s)", nd.NodeID, nd.Error)
+			}
+			if (nd.NodeID == st.LeaderID) != nd.InterfaceUp {
+				return fmt.Errorf("node %s: interface up %v", nd.NodeID, nd.InterfaceUp)
+			}
+		}
+		return nil
+	})
+	return st
+}
+
+func (lc *labCluster) server(id string) *labServer {
+	for _, s := range lc.servers {
+		if s.id == id {
+			return s
+		}
+	}
+	lc.t.Fatalf("no server %s", id)
+	return nil
+}
+
+// leader asks the given nodes (or all) who leads.
+func (lc *labCluster) leader(ask ...*labServer) *labServer {
+	lc.t.Helper()
+	if len(ask) == 0 {
+		ask = lc.servers
+	}
+	var id string
+	poll(lc.t, 15*time.Second, func() error {
+		for _, s := range ask {
+			if st, err := lc.status(s); err == nil && st.LeaderID != "" {
+				id = st.LeaderID
+				return nil
+			}
+		}
+		return fmt.Errorf("no leader known")
+	})
+	return lc.server(id)
+}
+
+// addClient creates a peer through node via and brings up a WireGuard client
+// in the client namespace with the config the API returned.
+func (lc *labCluster) addClient(via *labServer, name string, extra ...string) *netlab.WGClient {
+	lc.t.Helper()
+	conf, err := lc.cli(via, append([]string{"peer", "add", name}, extra...)...)
+	if err != nil {
+		lc.t.Fatalf("peer add: %v\n%s", err, conf)
+	}
+	conf = conf[strings.Index(conf, "# raftguard peer"):]
+	wc, err := lc.client.StartWireGuardClient(lc.lab.Name("rgcl"), conf)
+	if err != nil {
+		lc.t.Fatal(err)
+	}
+	return wc
+}
+
+// vipHolders returns the running servers holding the IPv4 VIP right now.
+// A node whose process was killed keeps the address on its NIC until the
+// address's lifetime runs out; it serves nothing, so it is not counted.
+func (lc *labCluster) vipHolders() []string {
+	var out []string
+	for _, s := range lc.servers {
+		if s.proc == nil || s.proc.Exited() {
+			continue
+		}
+		if ok, err := s.host.HasAddr(vip4.Addr()); err == nil && ok {
+			out = append(out, s.id)
+		}
+	}
+	return out
+}
+
+// interfaceUp reads the WireGuard link's state in the server's namespace.
+func (lc *labCluster) interfaceUp(s *labServer) bool {
+	out, err := s.host.Run(context.Background(), "ip", "-o", "link", "show", "dev", s.wg)
+	return err == nil && strings.Contains(strings.SplitN(out, ">", 2)[0], ",UP")
+}
+
+// vipSampler reads every server's addresses every 50ms and records the
+// longest time two servers held the VIP at once.
+type vipSampler struct {
+	mu      sync.Mutex // guards the fields below
+	since   time.Time  // start of the current overlap
+	longest time.Duration
+	samples int
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func (lc *labCluster) startSampler() *vipSampler {
+	vs := &vipSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(vs.done)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			n := len(lc.vipHolders())
+			now := time.Now()
+			vs.mu.Lock()
+			vs.samples++
+			switch {
+			case n > 1 && vs.since.IsZero():
+				vs.since = now
+			case n > 1:
+				vs.longest = max(vs.longest, now.Sub(vs.since))
+			default:
+				vs.since = time.Time{}
+			}
+			vs.mu.Unlock()
+			select {
+			case <-vs.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return vs
+}
+
+func (vs *vipSampler) Stop() (longest time.Duration, samples int) {
+	close(vs.stop)
+	<-vs.done
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	return vs.longest, vs.samples
+}
+
+// checkEndpoint asserts the client talks to the VIP, not a node's address.
+func checkEndpoint(t *testing.T, wc *netlab.WGClient, want netip.Addr, when string) {
+	t.Helper()
+	ep, err := wc.Endpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep.Addr() != want || ep.Port() != 51820 {
+		t.Fatalf("%s: the client's server endpoint is %s, want %s:51820", when, ep, want)
+	}
+	t.Logf("%s: client endpoint %s", when, ep)
+}
+
+// outage pings through the tunnel while fault runs, and returns the longest
+// gap between replies from the fault on.
+func outage(t *testing.T, lc *labCluster, target netip.Addr, fault func()) time.Duration {
+	t.Helper()
+	p, err := lc.client.StartPinger(target, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitReplies(5, 10*time.Second); err != nil {
+		p.Stop()
+		t.Fatalf("no replies before the fault: %v", err)
+	}
+	p.Mark()
+	fault()
+	// Wait until replies flow again (bounded), then a little more.
+	start := time.Now()
+	n := p.Replies()
+	if err := p.WaitReplies(n+10, 30*time.Second); err != nil {
+		t.Logf("replies did not resume within 30s of the fault (%v)", time.Since(start))
+	}
+	r := p.Stop()
+	t.Logf("%s", r)
+	return r.LongestGap
+}
+
+func kill(t *testing.T, s *labServer, sig syscall.Signal) {
+	t.Helper()
+	if err := s.proc.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.proc.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not exit after %v", s.id, sig)
+	}
+}
