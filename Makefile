@@ -26,13 +26,18 @@ GOFMT_FIND := find . -path ./.git -prune -o -path ./bin -prune -o -name testdata
 
 .DEFAULT_GOAL := build
 
-.PHONY: all build test test-race lint fmt fmt-check vet staticcheck bench fuzz-seed clean tools help
+.PHONY: demo all build test test-race lint fmt fmt-check vet staticcheck bench fuzz-seed clean tools help
 
 all: lint test build
 
 ## build: compile bin/raftguard with version and commit stamped in
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/raftguard ./cmd/raftguard
+
+## demo: as root, a three-node cluster and a client in network namespaces, with a failover
+demo: build
+	@if [ "$$(id -u)" -ne 0 ]; then echo "make demo builds network namespaces: run it as root"; exit 1; fi
+	./bin/raftguard demo
 
 ## test: gofmt check, go vet, then every test (root-only tests skip themselves)
 test: fmt-check vet

@@ -1,0 +1,408 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/raftguard/raftguard/httpapi"
+	"github.com/raftguard/raftguard/internal/netlab"
+)
+
+func demoCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "demo",
+		Usage: "run a three-node cluster and a client in network namespaces, with a failover (root)",
+		Description: "Builds a lab on this machine out of network namespaces: a switch, three servers and a\n" +
+			"client. Bootstraps and joins the cluster, creates a peer, brings the client up with\n" +
+			"Debian's wireguard-go and wg, pings through the tunnel, kills the leader, hands\n" +
+			"leadership over, shows the outage the client saw each time, and tears everything down\n" +
+			"(also on Ctrl-C or failure). Uses only documentation address ranges.",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "keep", Usage: "keep the lab running at the end (until Ctrl-C) and print how to reach each node"},
+		},
+		Action: runDemo,
+	}
+}
+
+// demoPackages are the Debian packages the demo needs, by the tool.
+var demoPackages = map[string]string{
+	"ip": "iproute2", "nft": "nftables", "wg": "wireguard-tools", "wireguard-go": "wireguard-go", "ping": "iputils-ping",
+}
+
+// step prints one line of progress: what is being done, then a tick or a
+// cross and how long it took.
+type stepper struct {
+	w     io.Writer
+	n     int
+	total int
+}
+
+func (s *stepper) do(what string, fn func() (string, error)) error {
+	s.n++
+	fmt.Fprintf(s.w, "[%d/%d] %s ... ", s.n, s.total, what)
+	start := time.Now()
+	detail, err := fn()
+	took := time.Since(start).Round(10 * time.Millisecond)
+	if err != nil {
+		fmt.Fprintf(s.w, "✗ (%v)\n      %v\n", took, err)
+		return err
+	}
+	if detail != "" {
+		detail = ": " + detail
+	}
+	fmt.Fprintf(s.w, "✓ %v%s\n", took, detail)
+	return nil
+}
+
+type demoNode struct {
+	id   string
+	host *netlab.Host
+	dir  string
+	wg   string
+	proc *netlab.Proc
+}
+
+type demo struct {
+	w     io.Writer
+	bin   string
+	lab   *netlab.Lab
+	nodes []*demoNode
+	cli   *netlab.Host
+	root  string
+}
+
+func runDemo(c *cli.Context) error {
+	w := c.App.Writer
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("the demo builds network namespaces and needs root: sudo raftguard demo (it needs the Debian packages %s)", strings.Join(packageList(), " "))
+	}
+	if err := ensureTools(w); err != nil {
+		return err
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root, err := os.MkdirTemp("", "raftguard-demo-")
+	if err != nil {
+		return err
+	}
+	d := &demo{w: w, bin: bin, root: root}
+	defer func() {
+		fmt.Fprint(w, "tearing down the lab ... ")
+		if d.lab != nil {
+			if err := d.lab.Close(); err != nil {
+				fmt.Fprintf(w, "✗ %v\n", err)
+			}
+		}
+		os.RemoveAll(root)
+		fmt.Fprintln(w, "✓ done")
+	}()
+	// Ctrl-C: stop at the next step (the deferred teardown runs).
+	errc := make(chan error, 1)
+	go func() { errc <- d.run(ctx, c.Bool("keep")) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		fmt.Fprintln(w, "\ninterrupted")
+		err = errors.New("interrupted")
+	}
+	return err
+}
+
+func packageList() []string {
+	var out []string
+	for _, t := range []string{"ip", "nft", "wg", "wireguard-go", "ping"} {
+		out = append(out, demoPackages[t])
+	}
+	return out
+}
+
+// ensureTools installs the missing Debian packages (as root with apt-get),
+// or names them exactly.
+func ensureTools(w io.Writer) error {
+	var missing []string
+	for _, t := range []string{"ip", "nft", "wg", "wireguard-go", "ping"} {
+		if _, err := exec.LookPath(t); err != nil {
+			missing = append(missing, demoPackages[t])
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		return fmt.Errorf("missing tools: install the packages %s", strings.Join(missing, " "))
+	}
+	fmt.Fprintf(w, "installing %s with apt-get ...\n", strings.Join(missing, " "))
+	for _, args := range [][]string{{"update"}, append([]string{"install", "-y", "--no-install-recommends"}, missing...)} {
+		cmd := exec.Command("apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("apt-get %s failed (%v); install %s by hand:\n%s", args[0], err, strings.Join(missing, " "), tail(string(out), 15))
+		}
+	}
+	return nil
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+var (
+	demoVIP     = "192.0.2.10/24"
+	demoTunnel  = netip.MustParseAddr("198.51.100.1")
+	demoPool    = "198.51.100.0/24"
+	demoClient  = netip.MustParsePrefix("192.0.2.50/24")
+	demoClient6 = netip.MustParsePrefix("2001:db8::50/64")
+)
+
+func (d *demo) run(ctx context.Context, keep bool) error {
+	st := &stepper{w: d.w, total: 10}
+	fmt.Fprintf(d.w, "raftguard demo: three servers and a client in network namespaces\n\n")
+	var err error
+	if err = st.do("building the lab: a switch, servers s1 s2 s3, client c1", func() (string, error) {
+		if d.lab, err = netlab.New("rgdemo"); err != nil {
+			return "", err
+		}
+		for i := 1; i <= 3; i++ {
+			h, err := d.lab.AddHost(fmt.Sprintf("s%d", i),
+				netip.MustParsePrefix(fmt.Sprintf("192.0.2.%d/24", i)), netip.MustParsePrefix(fmt.Sprintf("2001:db8::%d/64", i)))
+			if err != nil {
+				return "", err
+			}
+			d.nodes = append(d.nodes, &demoNode{id: fmt.Sprintf("s%d", i), host: h, dir: filepath.Join(d.root, fmt.Sprintf("s%d", i)), wg: d.lab.Name("rgdemo")})
+		}
+		d.cli, err = d.lab.AddHost("c1", demoClient, demoClient6)
+		return "192.0.2.1-3 and 192.0.2.50 on one bridge", err
+	}); err != nil {
+		return err
+	}
+	s1 := d.nodes[0]
+	if err := st.do("s1: bootstrapping the cluster (VIP "+demoVIP+")", func() (string, error) {
+		if err := d.start(s1, "--bootstrap", "--vip", demoVIP, "--pool", demoPool, "--client-allowed-ips", demoPool); err != nil {
+			return "", err
+		}
+		_, err := d.waitStatus(ctx, s1, 1)
+		return "leader, interface up, VIP claimed", err
+	}); err != nil {
+		return err
+	}
+	if err := st.do("s2, s3: joining with the join token", func() (string, error) {
+		token, err := os.ReadFile(filepath.Join(s1.dir, "join.token"))
+		if err != nil {
+			return "", err
+		}
+		for _, n := range d.nodes[1:] {
+			if err := d.start(n, "--join", "192.0.2.1:7443", "--token", strings.TrimSpace(string(token))); err != nil {
+				return "", err
+			}
+		}
+		status, err := d.waitStatus(ctx, s1, 3)
+		return fmt.Sprintf("%d voters, leader %s", len(status.Nodes), status.LeaderID), err
+	}); err != nil {
+		return err
+	}
+	var conf string
+	if err := st.do(`creating peer "laptop" through s2, a follower`, func() (string, error) {
+		out, err := d.cliRun(ctx, d.nodes[1], "peer", "add", "laptop")
+		if err != nil {
+			return "", err
+		}
+		conf = out[strings.Index(out, "# raftguard peer"):]
+		return "the leader allocated an address and keys; s2 relayed the answer", nil
+	}); err != nil {
+		return err
+	}
+	var wc *netlab.WGClient
+	if err := st.do("client: Debian's wireguard-go and wg with that config", func() (string, error) {
+		var err error
+		wc, err = d.cli.StartWireGuardClient(d.lab.Name("rgdcl"), conf)
+		return "", err
+	}); err != nil {
+		return err
+	}
+	if err := st.do(fmt.Sprintf("pinging %s through the tunnel", demoTunnel), func() (string, error) {
+		p, err := d.cli.StartPinger(demoTunnel, 50*time.Millisecond)
+		if err != nil {
+			return "", err
+		}
+		defer p.Stop()
+		if err := p.WaitReplies(5, 20*time.Second); err != nil {
+			return "", err
+		}
+		ep, err := wc.Endpoint()
+		return fmt.Sprintf("replies arrive; the client's server endpoint is %s", ep), err
+	}); err != nil {
+		return err
+	}
+	// Let the leader record the client's endpoint (it does so every second).
+	time.Sleep(1500 * time.Millisecond)
+
+	var killGap, transferGap time.Duration
+	var killed *demoNode
+	if err := st.do("kill -9 of the leader while the client pings every 50ms", func() (string, error) {
+		status, err := d.waitStatus(ctx, s1, 3)
+		if err != nil {
+			return "", err
+		}
+		killed = d.node(status.LeaderID)
+		killGap, err = d.outage(func() error { return killed.proc.Signal(syscall.SIGKILL) })
+		return fmt.Sprintf("%s killed; the client's longest gap between replies was %v", killed.id, killGap.Round(time.Millisecond)), err
+	}); err != nil {
+		return err
+	}
+	if err := st.do("restarting "+killed.id+" from its data dir", func() (string, error) {
+		if err := d.start(killed); err != nil {
+			return "", err
+		}
+		status, err := d.waitStatus(ctx, d.other(killed), 3)
+		return fmt.Sprintf("it rejoined as a follower; leader is %s", status.LeaderID), err
+	}); err != nil {
+		return err
+	}
+	if err := st.do("raftguard cluster transfer-leader while the client pings", func() (string, error) {
+		var out string
+		var err error
+		transferGap, err = d.outage(func() error {
+			out, err = d.cliRun(ctx, killed, "cluster", "transfer-leader")
+			return err
+		})
+		return fmt.Sprintf("%s; the client's longest gap was %v", strings.TrimSpace(out), transferGap.Round(time.Millisecond)), err
+	}); err != nil {
+		return err
+	}
+	var table string
+	if err := st.do("cluster status", func() (string, error) {
+		var err error
+		table, err = d.cliRun(ctx, killed, "cluster", "status")
+		return "", err
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.w, "\n%s", indent(table))
+	fmt.Fprintf(d.w, "\nSummary\n  client outage, leader killed with SIGKILL:   %v\n  client outage, planned transfer-leader:      %v\n"+
+		"  (a client that must wait for WireGuard's own handshake retry, as with keepalived\n   moving a VIP between plain WireGuard servers, is dark for about 15s: see BENCHMARKS.md)\n\n",
+		killGap.Round(time.Millisecond), transferGap.Round(time.Millisecond))
+	if keep {
+		d.printAccess()
+		<-ctx.Done()
+	}
+	return nil
+}
+
+func indent(s string) string {
+	return "      " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n      ") + "\n"
+}
+
+func (d *demo) node(id string) *demoNode {
+	for _, n := range d.nodes {
+		if n.id == id {
+			return n
+		}
+	}
+	return d.nodes[0]
+}
+
+func (d *demo) other(not *demoNode) *demoNode {
+	for _, n := range d.nodes {
+		if n != not {
+			return n
+		}
+	}
+	return not
+}
+
+func (d *demo) start(n *demoNode, args ...string) error {
+	full := []string{"server", "--data-dir", n.dir}
+	if len(args) > 0 {
+		full = append(full, "--node-id", n.id, "--advertise", n.host.IPv4().Addr().String(), "--wg-interface", n.wg)
+		full = append(full, args...)
+	}
+	p, err := n.host.StartWith(netlab.StartOptions{LogFile: filepath.Join(d.root, n.id+".log")}, d.bin, full...)
+	n.proc = p
+	return err
+}
+
+func (d *demo) cliRun(ctx context.Context, n *demoNode, args ...string) (string, error) {
+	return n.host.Run(ctx, d.bin, append([]string{"--data-dir", n.dir}, args...)...)
+}
+
+// waitStatus polls until the cluster has want members, a leader that holds
+// the VIP, and every member reachable.
+func (d *demo) waitStatus(ctx context.Context, n *demoNode, want int) (httpapi.ClusterStatus, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	var last error
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		var st httpapi.ClusterStatus
+		out, err := d.cliRun(ctx, n, "-o", "json", "cluster", "status")
+		if err == nil {
+			err = json.Unmarshal([]byte(out), &st)
+		}
+		if err == nil {
+			ready := 0
+			for _, nd := range st.Nodes {
+				if nd.Reachable && nd.AppliedIndex > 0 {
+					ready++
+				}
+			}
+			if ready == want && len(st.Nodes) == want && st.LeaderID != "" && st.VIPHolder == st.LeaderID {
+				return st, nil
+			}
+			err = fmt.Errorf("%d of %d nodes ready, leader %q, VIP holder %q", ready, want, st.LeaderID, st.VIPHolder)
+		}
+		last = err
+		time.Sleep(200 * time.Millisecond) // polling the cluster, bounded by the deadline
+	}
+	return httpapi.ClusterStatus{}, fmt.Errorf("cluster not ready after 30s: %v (logs in %s)", last, d.root)
+}
+
+// outage pings through the tunnel, runs fault, and returns the longest gap
+// between replies from the fault until replies flow again.
+func (d *demo) outage(fault func() error) (time.Duration, error) {
+	p, err := d.cli.StartPinger(demoTunnel, 50*time.Millisecond)
+	if err != nil {
+		return 0, err
+	}
+	if err := p.WaitReplies(5, 10*time.Second); err != nil {
+		p.Stop()
+		return 0, err
+	}
+	p.Mark()
+	if err := fault(); err != nil {
+		p.Stop()
+		return 0, err
+	}
+	if err := p.WaitReplies(p.Replies()+10, 30*time.Second); err != nil {
+		r := p.Stop()
+		return r.LongestGap, fmt.Errorf("the client did not recover within 30s: %v", err)
+	}
+	return p.Stop().LongestGap, nil
+}
+
+func (d *demo) printAccess() {
+	fmt.Fprintf(d.w, "The lab is running. Reach each node from this machine with:\n")
+	for _, n := range d.nodes {
+		fmt.Fprintf(d.w, "  ip netns exec %s %s --data-dir %s cluster status\n", n.host.Namespace(), d.bin, n.dir)
+	}
+	fmt.Fprintf(d.w, "  ip netns exec %s ping %s          # the client, through the tunnel\n", d.cli.Namespace(), demoTunnel)
+	fmt.Fprintf(d.w, "Node logs: %s/s*.log\nPress Ctrl-C here to tear everything down.\n", d.root)
+}
