@@ -38,7 +38,7 @@ type labServer struct {
 
 // labCluster is a switch, n raftguard servers and one client host.
 type labCluster struct {
-	t       *testing.T
+	t       testing.TB
 	bin     string
 	lab     *netlab.Lab
 	servers []*labServer
@@ -47,7 +47,7 @@ type labCluster struct {
 }
 
 // needLab skips a test that cannot build a namespace lab here.
-func needLab(t *testing.T) {
+func needLab(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: network namespaces, TUN devices and nftables (run `make test` as root)")
@@ -59,7 +59,7 @@ func needLab(t *testing.T) {
 
 // newLabCluster starts n servers (s1 bootstraps, the others join through
 // it) and a client host. extra flags go to every server.
-func newLabCluster(t *testing.T, n int, extra ...string) *labCluster {
+func newLabCluster(t testing.TB, n int, extra ...string) *labCluster {
 	needLab(t)
 	lab, err := netlab.New("rgt")
 	if err != nil {
@@ -309,7 +309,7 @@ func (vs *vipSampler) Stop() (longest time.Duration, samples int) {
 }
 
 // checkEndpoint asserts the client talks to the VIP, not a node's address.
-func checkEndpoint(t *testing.T, wc *netlab.WGClient, want netip.Addr, when string) {
+func checkEndpoint(t testing.TB, wc *netlab.WGClient, want netip.Addr, when string) {
 	t.Helper()
 	ep, err := wc.Endpoint()
 	if err != nil {
@@ -323,7 +323,7 @@ func checkEndpoint(t *testing.T, wc *netlab.WGClient, want netip.Addr, when stri
 
 // outage pings through the tunnel while fault runs, and returns the longest
 // gap between replies from the fault on.
-func outage(t *testing.T, lc *labCluster, target netip.Addr, fault func()) time.Duration {
+func outage(t testing.TB, lc *labCluster, target netip.Addr, fault func()) time.Duration {
 	t.Helper()
 	p, err := lc.client.StartPinger(target, 50*time.Millisecond)
 	if err != nil {
@@ -346,7 +346,7 @@ func outage(t *testing.T, lc *labCluster, target netip.Addr, fault func()) time.
 	return r.LongestGap
 }
 
-func kill(t *testing.T, s *labServer, sig syscall.Signal) {
+func kill(t testing.TB, s *labServer, sig syscall.Signal) {
 	t.Helper()
 	if err := s.proc.Signal(sig); err != nil {
 		t.Fatal(err)

@@ -24,7 +24,7 @@ var (
 )
 
 // raftguardBinary builds bin/raftguard once per test run.
-func raftguardBinary(t *testing.T) string {
+func raftguardBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "raftguard-bin-")
@@ -145,7 +145,7 @@ func (pc *procCluster) status(id string) (httpapi.ClusterStatus, error) {
 	return st, json.Unmarshal([]byte(out), &st)
 }
 
-func poll(t *testing.T, d time.Duration, f func() error) {
+func poll(t testing.TB, d time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
