@@ -302,3 +302,46 @@ func interfaceConfig(dump string) string {
 	}
 	return b.String()
 }
+
+// TestLeaderRepairsDataPlane: the VIP removed by hand and the WireGuard
+// interface deleted on the leader are put back within a few seconds, and the
+// client works again.
+func TestLeaderRepairsDataPlane(t *testing.T) {
+	lc := newLabCluster(t, 3)
+	lc.addClient(lc.servers[0], "repair")
+	leader := lc.leader()
+	ctx := context.Background()
+	if out, err := leader.host.Run(ctx, "ip", "addr", "del", vip4.String(), "dev", "eth0"); err != nil {
+		t.Fatal(err, out)
+	}
+	start := time.Now()
+	poll(t, 10*time.Second, func() error {
+		if ok, _ := leader.host.HasAddr(vip4.Addr()); !ok {
+			return fmt.Errorf("VIP not reclaimed")
+		}
+		return nil
+	})
+	fmt.Printf("FIGURE VIP removed by hand: reclaimed after %v\n", time.Since(start).Round(time.Millisecond))
+	if out, err := leader.host.Run(ctx, "ip", "link", "del", leader.wg); err != nil {
+		t.Fatal(err, out)
+	}
+	start = time.Now()
+	poll(t, 10*time.Second, func() error {
+		if !lc.interfaceUp(leader) {
+			return fmt.Errorf("interface not recreated")
+		}
+		return nil
+	})
+	fmt.Printf("FIGURE interface deleted by hand: up again after %v\n", time.Since(start).Round(time.Millisecond))
+	p, err := lc.client.StartPinger(tunnelServer4, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	if err := p.WaitReplies(3, 30*time.Second); err != nil {
+		t.Fatalf("client does not work after the repair: %v", err)
+	}
+	if l := lc.leader(); l != leader {
+		t.Logf("leadership moved to %s during the repair", l.id)
+	}
+}

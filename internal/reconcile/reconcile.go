@@ -273,12 +273,15 @@ func (l *Loop) takeOver(ctx context.Context, fresh bool) error {
 	l.mu.Lock()
 	dp := l.dp
 	l.mu.Unlock()
+	// A recreated interface has no sessions: greet the clients again.
+	greet := fresh
 	if dp != nil && !fresh {
 		if up, err := dp.IsUp(); err != nil || !up {
 			l.log.Warn("interface is not up on the leader: repairing", "err", err)
 			if err := l.reopen(); err != nil {
 				return err
 			}
+			greet = true
 		}
 	}
 	if err := l.applyConfig(true); err != nil {
@@ -288,6 +291,7 @@ func (l *Loop) takeOver(ctx context.Context, fresh bool) error {
 		if err := l.applyConfig(true); err != nil {
 			return err
 		}
+		greet = true
 	}
 	if l.cfg.VIPs != nil && len(set.VIPs) > 0 {
 		held, _ := l.cfg.VIPs.Held(set.VIPs)
@@ -312,6 +316,8 @@ func (l *Loop) takeOver(ctx context.Context, fresh bool) error {
 	l.mu.Unlock()
 	if fresh {
 		l.log.Info("serving as leader: interface up, VIP claimed", "vips", set.VIPs)
+	}
+	if greet {
 		go l.initiateHandshakes(ctx)
 	}
 	return nil
