@@ -26,13 +26,21 @@ GOFMT_FIND := find . -path ./.git -prune -o -path ./bin -prune -o -name testdata
 
 .DEFAULT_GOAL := build
 
-.PHONY: demo all build test test-race lint fmt fmt-check vet staticcheck bench fuzz-seed clean tools help
+.PHONY: install demo all build test test-race lint fmt fmt-check vet staticcheck bench fuzz-seed clean tools help
 
 all: lint test build
 
 ## build: compile bin/raftguard with version and commit stamped in
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/raftguard ./cmd/raftguard
+
+PREFIX     ?= /usr/local
+SYSTEMDDIR ?= /etc/systemd/system
+
+## install: bin/raftguard into $(PREFIX)/bin and the systemd unit into $(SYSTEMDDIR)
+install: build
+	install -D -m 0755 bin/raftguard $(DESTDIR)$(PREFIX)/bin/raftguard
+	install -D -m 0644 dist/raftguard.service $(DESTDIR)$(SYSTEMDDIR)/raftguard.service
 
 ## demo: as root, a three-node cluster and a client in network namespaces, with a failover
 demo: build

@@ -294,14 +294,14 @@ func (l *Loop) takeOver(ctx context.Context, fresh bool) error {
 		greet = true
 	}
 	if l.cfg.VIPs != nil && len(set.VIPs) > 0 {
-		held, _ := l.cfg.VIPs.Held(set.VIPs)
-		if !held {
-			if !fresh {
-				l.log.Warn("VIP missing on the leader: claiming it again")
-			}
-			if _, err := l.cfg.VIPs.Claim(set.VIPs); err != nil {
-				return fmt.Errorf("claim VIP: %w", err)
-			}
+		// Claim is idempotent and announces only what it added (or what it
+		// failed to announce before), so it runs on every pass.
+		changed, err := l.cfg.VIPs.Claim(set.VIPs)
+		if err != nil {
+			return fmt.Errorf("claim VIP: %w", err)
+		}
+		if changed && !fresh {
+			l.log.Warn("VIP was missing on the leader: claimed it again")
 		}
 	}
 	// Leadership may have moved while we worked: never keep a VIP without it.
