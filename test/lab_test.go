@@ -34,6 +34,7 @@ type labServer struct {
 	wg    string // WireGuard interface name
 	proc  *netlab.Proc
 	extra []string
+	bin   string // the raftguard binary it runs; the cluster's when empty
 }
 
 // labCluster is a switch, n raftguard servers and one client host.
@@ -103,6 +104,25 @@ func newLabCluster(t testing.TB, n int, extra ...string) *labCluster {
 	return lc
 }
 
+// addServer plugs one more server host, sN at 192.0.2.N, into the lab
+// without starting it (start it with lc.start and --join).
+func (lc *labCluster) addServer(n int) *labServer {
+	lc.t.Helper()
+	id := fmt.Sprintf("s%d", n)
+	h, err := lc.lab.AddHost(id,
+		netip.MustParsePrefix(fmt.Sprintf("192.0.2.%d/24", n)),
+		netip.MustParsePrefix(fmt.Sprintf("2001:db8::%d/64", n)))
+	if err != nil {
+		lc.t.Fatal(err)
+	}
+	s := &labServer{
+		id: id, host: h, dir: filepath.Join(lc.t.TempDir(), "data"),
+		wg: lc.lab.Name("rgwg"), extra: lc.servers[0].extra,
+	}
+	lc.servers = append(lc.servers, s)
+	return s
+}
+
 func tail(s string, lines int) string {
 	parts := strings.Split(s, "\n")
 	if len(parts) > lines {
@@ -121,7 +141,11 @@ func (lc *labCluster) start(s *labServer, args ...string) {
 		full = append(full, s.extra...)
 		full = append(full, args...)
 	}
-	p, err := s.host.StartWith(netlab.StartOptions{LogFile: filepath.Join(lc.logDir, s.id+".log")}, lc.bin, full...)
+	bin := lc.bin
+	if s.bin != "" {
+		bin = s.bin
+	}
+	p, err := s.host.StartWith(netlab.StartOptions{LogFile: filepath.Join(lc.logDir, s.id+".log")}, bin, full...)
 	if err != nil {
 		lc.t.Fatal(err)
 	}

@@ -165,6 +165,9 @@ func recoverCommand() *cli.Command {
 		Description: "Stop raftguard on every surviving node, run this on each of them with the same\n" +
 			"--servers (their node ids and Raft addresses), then start them again.",
 		Flags: []cli.Flag{
+			// Also accepted here, after the command (the form SPEC.md gives);
+			// the global --data-dir before the command still works.
+			&cli.StringFlag{Name: "data-dir", Usage: "the stopped node's data dir", EnvVars: envVar("data-dir"), DefaultText: agent.DefaultDataDir},
 			&cli.StringFlag{Name: "servers", Usage: "the new voters: ID=RAFT_HOST:PORT[,ID=RAFT_HOST:PORT...]", Required: true},
 		},
 		Action: func(c *cli.Context) error {

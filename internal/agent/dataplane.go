@@ -2,8 +2,12 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/raftguard/raftguard/dataplane"
@@ -33,6 +37,12 @@ func (a *Agent) startDataplane() error {
 		return fmt.Errorf("VIP interface %s: %w", iface, err)
 	}
 	a.vips = vm
+	rv := &recordedVIPs{Manager: vm, path: filepath.Join(a.cfg.DataDir, vipRecordFile)}
+	// A VIP left on the NIC by a killed process must go before anything
+	// else: this node is not the leader (yet).
+	if err := rv.releaseRecorded(); err != nil {
+		return err
+	}
 	log := a.cfg.Logger.With("component", "dataplane")
 	kind, name := a.cfg.Dataplane, a.node.WGInterface
 	a.loop = reconcile.New(reconcile.Config{
@@ -40,7 +50,7 @@ func (a *Agent) startDataplane() error {
 		Open: func() (reconcile.Dataplane, error) {
 			return dataplane.Open(name, kind, log)
 		},
-		VIPs:                vm,
+		VIPs:                rv,
 		Log:                 a.cfg.Logger,
 		DisableEndpointSync: a.cfg.DisableEndpointSync,
 	})
@@ -90,4 +100,57 @@ func (n agentNode) HandOver() error {
 	defer cancel()
 	_, err := n.a.TransferLeadership(ctx, "")
 	return err
+}
+
+// vipRecordFile lists the VIPs this node claimed, so that a restart after a
+// crash releases them before anything else.
+const vipRecordFile = "vips.json"
+
+// recordedVIPs keeps vipRecordFile in step with the VIPs claimed.
+type recordedVIPs struct {
+	*vip.Manager
+	path     string
+	recorded string // what the file holds; used by the reconcile loop only
+}
+
+// Claim claims the VIPs and records them first.
+func (r *recordedVIPs) Claim(vips []netip.Prefix) (bool, error) {
+	if s := fmt.Sprint(vips); s != r.recorded {
+		if err := writeJSONFile(r.path, vips); err != nil {
+			return false, fmt.Errorf("record VIPs: %w", err)
+		}
+		r.recorded = s
+	}
+	return r.Manager.Claim(vips)
+}
+
+// Release releases the VIPs and forgets the record.
+func (r *recordedVIPs) Release(vips []netip.Prefix) (bool, error) {
+	changed, err := r.Manager.Release(vips)
+	if err == nil && r.recorded != "none" {
+		if rerr := os.Remove(r.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = rerr
+		} else {
+			r.recorded = "none"
+		}
+	}
+	return changed, err
+}
+
+func (r *recordedVIPs) releaseRecorded() error {
+	b, err := os.ReadFile(r.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var vips []netip.Prefix
+	if err := json.Unmarshal(b, &vips); err != nil {
+		return os.Remove(r.path)
+	}
+	if _, err := r.Release(vips); err != nil {
+		return fmt.Errorf("release VIPs left from the last run: %w", err)
+	}
+	return nil
 }
