@@ -529,18 +529,30 @@ func (a *Agent) AddVoter(id, raftAddr string) error { return translate(a.raft.Jo
 // RemoveServer removes a node from the Raft configuration.
 func (a *Agent) RemoveServer(id string) error { return translate(a.raft.Remove(id)) }
 
-// TransferLeadership hands leadership to another node and waits until a new
-// leader is known.
+// TransferLeadership hands leadership to another node and waits until the
+// new leader serves (interface up, VIP claimed; with --dataplane none, until
+// it is elected).
 func (a *Agent) TransferLeadership(ctx context.Context, to string) (string, error) {
 	if err := a.raft.TransferLeadership(to); err != nil {
 		return "", translate(err)
 	}
 	for {
 		if id := a.LeaderID(); id != "" && id != a.node.NodeID {
-			return id, nil
+			if a.loop == nil {
+				return id, nil
+			}
+			// With a data plane, the handover is done when the new leader
+			// serves: interface up and VIP claimed.
+			st, err := a.api.MemberStatus(ctx, id)
+			if err == nil && st.VIPHolder && st.InterfaceUp {
+				return id, nil
+			}
 		}
 		select {
 		case <-ctx.Done():
+			if id := a.LeaderID(); id != "" && id != a.node.NodeID {
+				return "", fmt.Errorf("%w: the new leader %s does not serve the VIP yet", httpapi.ErrTimeout, id)
+			}
 			return "", fmt.Errorf("%w: no new leader after the handover", httpapi.ErrTimeout)
 		case <-time.After(10 * time.Millisecond):
 		}
