@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -205,4 +207,59 @@ func TestTransferLeadershipAndRemove(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestDataDirPermissions: the data dir is 0700 and every file in it 0600,
+// Raft snapshots included.
+func TestDataDirPermissions(t *testing.T) {
+	tc := agenttest.New(t)
+	cfg := tc.Config("n1")
+	cfg.Bootstrap = true
+	cfg.Cluster = agent.ClusterFlags{VIPs: []string{"192.0.2.10/24"}}
+	cfg.Raft.SnapshotThreshold = 16
+	cfg.Raft.TrailingLogs = 4
+	cfg.Raft.SnapshotInterval = 50 * time.Millisecond
+	n1 := tc.Start(cfg)
+	c := tc.Client("n1")
+	for i := range 40 {
+		if status, body, _ := c.Call("POST", "/v1/peers", map[string]any{"name": fmt.Sprintf("p%d", i)}); status != http.StatusCreated {
+			t.Fatalf("%d %s", status, body)
+		}
+	}
+	dir := tc.Dirs["n1"]
+	agenttest.Eventually(t, 10*time.Second, func() error {
+		snaps, _ := filepath.Glob(filepath.Join(dir, "raft", "snapshots", "*", "state.bin"))
+		if len(snaps) == 0 {
+			return errors.New("no snapshot yet")
+		}
+		return nil
+	})
+	// Stop the node so no snapshot is half-written while we look.
+	tc.Stop(n1.NodeID())
+	files := 0
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		want := os.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		} else {
+			files++
+		}
+		if info.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", path, info.Mode().Perm(), want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 8 {
+		t.Fatalf("only %d files checked", files)
+	}
 }
