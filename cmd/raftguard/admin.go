@@ -33,39 +33,17 @@ func adminTokenCommand() *cli.Command {
 }
 
 func adminTokenCreate(c *cli.Context) error {
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	var resp httpapi.NewTokenResponse
-	if _, err := cl.do(c.Context, http.MethodPost, "/v1/cluster/admin-tokens", map[string]string{"name": c.String("name")}, &resp); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.ErrWriter, "created admin token %s; it is shown only now:\n", resp.ID)
-	fmt.Fprintln(c.App.Writer, resp.Token)
-	return nil
+	return request(c, http.MethodPost, "/v1/cluster/admin-tokens", map[string]string{"name": c.String("name")}, func(r httpapi.NewTokenResponse) string {
+		fmt.Fprintf(c.App.ErrWriter, "created admin token %s; it is shown only now:\n", r.ID)
+		return r.Token + "\n"
+	})
 }
 
 func adminTokenList(c *cli.Context) error {
-	out, err := output(c)
-	if err != nil {
-		return err
-	}
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	var resp struct {
+	type list struct {
 		Tokens []httpapi.TokenView `json:"tokens"`
 	}
-	if _, err := cl.do(c.Context, http.MethodGet, "/v1/cluster/admin-tokens", nil, &resp); err != nil {
-		return err
-	}
-	if out == "json" {
-		return printJSON(c.App.Writer, resp)
-	}
-	fmt.Fprint(c.App.Writer, formatTokens(resp.Tokens))
-	return nil
+	return request(c, http.MethodGet, "/v1/cluster/admin-tokens", nil, func(l list) string { return formatTokens(l.Tokens) })
 }
 
 func adminTokenRevoke(c *cli.Context) error {
@@ -73,15 +51,7 @@ func adminTokenRevoke(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	if _, err := cl.do(c.Context, http.MethodDelete, "/v1/cluster/admin-tokens/"+url.PathEscape(id), nil, nil); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.Writer, "admin token %s revoked\n", id)
-	return nil
+	return request(c, http.MethodDelete, "/v1/cluster/admin-tokens/"+url.PathEscape(id), nil, func(struct{}) string { return "admin token " + id + " revoked\n" })
 }
 
 func snapshotCommand() *cli.Command {

@@ -193,6 +193,29 @@ func statusError(status int, data []byte) error {
 	return &apiStatusError{Status: status, Message: strings.TrimSpace(string(data))}
 }
 
+// request is one API call made by a command: it builds the client, sends
+// in, decodes the answer and prints it: JSON with -o json, else the text
+// render makes of it.
+func request[T any](c *cli.Context, method, path string, in any, render func(T) string) error {
+	format, err := output(c)
+	if err != nil {
+		return err
+	}
+	cl, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	var out T
+	if _, err := cl.do(c.Context, method, path, in, &out); err != nil {
+		return err
+	}
+	if format == "json" {
+		return printJSON(c.App.Writer, out)
+	}
+	fmt.Fprint(c.App.Writer, render(out))
+	return nil
+}
+
 // output returns "table" or "json", or an error for anything else.
 func output(c *cli.Context) (string, error) {
 	o := global(c, "output")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"net/http"
 	"net/url"
 
@@ -37,36 +36,12 @@ func clusterCommand() *cli.Command {
 }
 
 func clusterStatus(c *cli.Context) error {
-	out, err := output(c)
-	if err != nil {
-		return err
-	}
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	var st httpapi.ClusterStatus
-	if _, err := cl.do(c.Context, http.MethodGet, "/v1/cluster", nil, &st); err != nil {
-		return err
-	}
-	if out == "json" {
-		return printJSON(c.App.Writer, st)
-	}
-	fmt.Fprint(c.App.Writer, formatCluster(st))
-	return nil
+	return request(c, http.MethodGet, "/v1/cluster", nil, formatCluster)
 }
 
 func clusterTransfer(c *cli.Context) error {
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	var resp httpapi.TransferResponse
-	if _, err := cl.do(c.Context, http.MethodPost, "/v1/cluster/transfer-leader", httpapi.TransferRequest{To: c.String("to")}, &resp); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.Writer, "leader is now %s\n", resp.LeaderID)
-	return nil
+	return request(c, http.MethodPost, "/v1/cluster/transfer-leader", httpapi.TransferRequest{To: c.String("to")},
+		func(r httpapi.TransferResponse) string { return "leader is now " + r.LeaderID + "\n" })
 }
 
 func clusterRemove(c *cli.Context) error {
@@ -74,30 +49,13 @@ func clusterRemove(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	if _, err := cl.do(c.Context, http.MethodDelete, "/v1/cluster/nodes/"+url.PathEscape(id), nil, nil); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.Writer, "node %s removed\n", id)
-	return nil
+	return request(c, http.MethodDelete, "/v1/cluster/nodes/"+url.PathEscape(id), nil, func(struct{}) string { return "node " + id + " removed\n" })
 }
 
 func clusterToken(c *cli.Context) error {
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	var resp httpapi.JoinTokenResponse
 	method, path := http.MethodGet, "/v1/cluster/token"
 	if c.Bool("rotate") {
 		method, path = http.MethodPost, "/v1/cluster/token/rotate"
 	}
-	if _, err := cl.do(c.Context, method, path, nil, &resp); err != nil {
-		return err
-	}
-	fmt.Fprintln(c.App.Writer, resp.Token)
-	return nil
+	return request(c, method, path, nil, func(r httpapi.JoinTokenResponse) string { return r.Token + "\n" })
 }

@@ -109,25 +109,10 @@ func splitCSV(in []string) []string {
 }
 
 func peerList(c *cli.Context) error {
-	out, err := output(c)
-	if err != nil {
-		return err
-	}
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	var resp struct {
+	type list struct {
 		Peers []httpapi.PeerView `json:"peers"`
 	}
-	if _, err := cl.do(c.Context, http.MethodGet, "/v1/peers", nil, &resp); err != nil {
-		return err
-	}
-	if out == "json" {
-		return printJSON(c.App.Writer, resp)
-	}
-	fmt.Fprint(c.App.Writer, formatPeers(resp.Peers))
-	return nil
+	return request(c, http.MethodGet, "/v1/peers", nil, func(l list) string { return formatPeers(l.Peers) })
 }
 
 func peerShow(c *cli.Context) error {
@@ -135,23 +120,7 @@ func peerShow(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := output(c)
-	if err != nil {
-		return err
-	}
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	var p httpapi.PeerView
-	if _, err := cl.do(c.Context, http.MethodGet, peerPath(name), nil, &p); err != nil {
-		return err
-	}
-	if out == "json" {
-		return printJSON(c.App.Writer, p)
-	}
-	fmt.Fprint(c.App.Writer, formatPeer(p))
-	return nil
+	return request(c, http.MethodGet, peerPath(name), nil, formatPeer)
 }
 
 func peerRemove(c *cli.Context) error {
@@ -159,15 +128,7 @@ func peerRemove(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, err := newClient(c)
-	if err != nil {
-		return err
-	}
-	if _, err := cl.do(c.Context, http.MethodDelete, peerPath(name), nil, nil); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.Writer, "peer %s deleted\n", name)
-	return nil
+	return request(c, http.MethodDelete, peerPath(name), nil, func(struct{}) string { return "peer " + name + " deleted\n" })
 }
 
 func peerSetEnabled(enabled bool) cli.ActionFunc {
@@ -176,20 +137,12 @@ func peerSetEnabled(enabled bool) cli.ActionFunc {
 		if err != nil {
 			return err
 		}
-		cl, err := newClient(c)
-		if err != nil {
-			return err
-		}
-		var p httpapi.PeerView
-		if _, err := cl.do(c.Context, http.MethodPatch, peerPath(name), httpapi.UpdatePeerRequest{Enabled: &enabled}, &p); err != nil {
-			return err
-		}
-		state := "disabled"
-		if p.Enabled {
-			state = "enabled"
-		}
-		fmt.Fprintf(c.App.Writer, "peer %s %s\n", name, state)
-		return nil
+		return request(c, http.MethodPatch, peerPath(name), httpapi.UpdatePeerRequest{Enabled: &enabled}, func(p httpapi.PeerView) string {
+			if p.Enabled {
+				return "peer " + name + " enabled\n"
+			}
+			return "peer " + name + " disabled\n"
+		})
 	}
 }
 
