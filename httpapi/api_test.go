@@ -13,9 +13,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"io"
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +29,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/skip2/go-qrcode"
 
+	"github.com/raftguard/raftguard/fsm"
 	"github.com/raftguard/raftguard/httpapi"
 	"github.com/raftguard/raftguard/internal/agent"
 	"github.com/raftguard/raftguard/internal/agent/agenttest"
@@ -274,6 +277,9 @@ func TestReadYourWriteOnEveryNode(t *testing.T) {
 func TestWriteWithoutQuorum(t *testing.T) {
 	e := newEnv(t)
 	e.create("n2", "before")
+	// Every replica has it before two nodes go (a committed entry need
+	// not have reached the third node yet).
+	e.converged()
 	leader := e.leader().NodeID()
 	var survivor, other string
 	for _, id := range nodeIDs {
@@ -623,6 +629,9 @@ func TestPeerLifecycle(t *testing.T) {
 	}
 
 	// POST /v1/keys: a fresh, consistent key set that is not stored.
+	// (Wait for every replica first: reads on other nodes than the one
+	// that took a write may lag a moment.)
+	e.converged()
 	total, _ := e.tc.Nodes["n1"].State().PeerCounts()
 	for _, id := range nodeIDs {
 		st, body, hdr := e.cl[id].Call("POST", "/v1/keys", nil)
@@ -748,8 +757,11 @@ func TestWritesDuringTransferLeader(t *testing.T) {
 		}()
 	}
 	// Move leadership around: to a named node, then to whichever follower
-	// raft picks, several times, from different nodes.
-	for round := range 6 {
+	// raft picks, twice each, asked through different nodes. (Few rounds:
+	// every handover risks hashicorp/raft v1.7.3's pipeline replication
+	// deadlock, which hangs the old leader's shutdown at the end.)
+	const transfers = 4
+	for round := range transfers {
 		from := nodeIDs[round%3]
 		req := map[string]any{}
 		if round%2 == 0 {
@@ -786,23 +798,30 @@ func TestWritesDuringTransferLeader(t *testing.T) {
 	if len(failures) > 0 {
 		t.Fatalf("%d writes failed during transfers, e.g.:\n%s", len(failures), strings.Join(failures[:min(10, len(failures))], "\n"))
 	}
-	if len(created) < 50 {
+	if len(created) < 30 {
 		t.Fatalf("only %d creates ran during the transfers", len(created))
 	}
+	// Every acknowledged create is there and every acknowledged delete
+	// took effect, on every node.
+	e.converged()
 	keep := 0
-	for name, k := range created {
-		if !k {
-			continue
-		}
-		keep++
-		if _, ok := e.leader().State().Peer(name); !ok {
-			t.Fatalf("%s was acknowledged but is missing", name)
+	for _, k := range created {
+		if k {
+			keep++
 		}
 	}
-	if total, _ := e.leader().State().PeerCounts(); total != keep {
-		t.Fatalf("%d peers, want %d", total, keep)
+	for _, id := range nodeIDs {
+		st := e.tc.Nodes[id].State()
+		for name, k := range created {
+			if _, ok := st.Peer(name); ok != k {
+				t.Fatalf("%s on %s: present %v, want %v", name, id, ok, k)
+			}
+		}
+		if total, _ := st.PeerCounts(); total != keep {
+			t.Fatalf("%s has %d peers, want %d", id, total, keep)
+		}
 	}
-	t.Logf("%d creates across 6 transfers", len(created))
+	t.Logf("%d creates across %d transfers", len(created), transfers)
 	e.scanSecrets()
 }
 
@@ -815,6 +834,7 @@ func countCreated(mu *sync.Mutex, m map[string]bool) int {
 func TestPeerConfigQR(t *testing.T) {
 	e := newEnv(t)
 	e.create("n1", "phone")
+	e.converged()
 	for _, id := range nodeIDs {
 		st, text, hdr := e.call(id, "GET", "/v1/peers/phone/config", nil)
 		if st != http.StatusOK || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") || !strings.Contains(string(text), "[Interface]") {
@@ -1119,8 +1139,20 @@ func TestSnapshotSaveRestore(t *testing.T) {
 			return nil
 		})
 	}
-	if d := e.converged(); d != saved {
-		t.Fatal("the restored state differs from the saved one")
+	// Every node holds the saved peers, settings and trust material. (The
+	// restore re-registers the leader afterwards, so the node records and
+	// index differ.)
+	want := fsm.New(nil)
+	if err := want.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
+		t.Fatal(err)
+	}
+	e.converged()
+	for _, id := range nodeIDs {
+		st := e.tc.Nodes[id].State()
+		if !reflect.DeepEqual(st.Peers(), want.Peers()) || !reflect.DeepEqual(st.Settings(), want.Settings()) ||
+			st.Cluster() != want.Cluster() || !reflect.DeepEqual(st.AdminTokens(), want.AdminTokens()) {
+			t.Fatalf("%s: the restored state differs from the saved one", id)
+		}
 	}
 	// The restored cluster works: writes through every node, forwarded
 	// ones included, and the freed-then-restored addresses stay taken.

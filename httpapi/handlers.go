@@ -29,7 +29,7 @@ func (s *Server) register() {
 	s.handle("GET /v1/cluster", admin, read, s.cluster)
 	s.handle("POST /v1/cluster/transfer-leader", admin, write, s.transferLeader)
 	s.handle("DELETE /v1/cluster/nodes/{id}", admin, write, s.removeNode)
-	s.handle("GET /v1/cluster/token", admin, read, s.joinToken)
+	s.handle("GET /v1/cluster/token", tokenOnly, read, s.joinToken)
 	s.handle("POST /v1/cluster/token/rotate", admin, write, s.rotateJoinToken)
 	s.handle("GET /v1/cluster/admin-tokens", admin, read, s.listAdminTokens)
 	s.handle("POST /v1/cluster/admin-tokens", admin, write, s.createAdminToken)
@@ -241,6 +241,7 @@ func (s *Server) removeNode(w http.ResponseWriter, r *request) error {
 func NodeTokenID(nodeID string) string { return "node-" + nodeID }
 
 func (s *Server) joinToken(w http.ResponseWriter, r *request) error {
+	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, JoinTokenResponse{Token: s.b.State().Cluster().JoinToken})
 	return nil
 }
@@ -257,6 +258,7 @@ func (s *Server) rotateJoinToken(w http.ResponseWriter, r *request) error {
 	if _, err := s.apply(w, fsm.CmdSetJoinToken, fsm.SetJoinToken{Token: tok, At: time.Now().UTC()}); err != nil {
 		return err
 	}
+	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, JoinTokenResponse{Token: tok})
 	return nil
 }
@@ -302,6 +304,7 @@ func (s *Server) createAdminToken(w http.ResponseWriter, r *request) error {
 	if _, err := s.apply(w, fsm.CmdAddAdminToken, fsm.AddAdminToken{Token: at, At: now}); err != nil {
 		return err
 	}
+	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, NewTokenResponse{TokenView: TokenView{ID: id, Name: req.Name, CreatedAt: now}, Token: tok})
 	return nil
 }
@@ -378,6 +381,7 @@ func (s *Server) joinCertificate(w http.ResponseWriter, r *request) error {
 	if _, err := s.apply(w, fsm.CmdAddAdminToken, fsm.AddAdminToken{Token: fsm.AdminToken{ID: id, Name: "node " + req.NodeID, Hash: pki.HashToken(tok)}, At: now}); err != nil {
 		return err
 	}
+	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, JoinCertResponse{CACert: cl.CACertPEM, Cert: string(cert), AdminToken: tok})
 	return nil
 }
@@ -492,30 +496,34 @@ type genKeys struct {
 	private, public, psk string
 }
 
-// header encodes the keys for headerGenerated.
+// header encodes the keys for headerGenerated: "PRIVATE PUBLIC [PRESHARED]".
+// The public key travels too, so that the leader need not derive it again
+// (an X25519 multiplication per create).
 func (g *genKeys) header() string {
 	if g.psk == "" {
-		return g.private
+		return g.private + " " + g.public
 	}
-	return g.private + " " + g.psk
+	return g.private + " " + g.public + " " + g.psk
 }
 
-// parseGenerated decodes headerGenerated. Errors never echo the value.
+// parseGenerated decodes headerGenerated. Errors never echo the value. The
+// public key is taken as the forwarding node sent it: a caller that forges
+// a mismatched pair only gets a client config that does not work.
 func parseGenerated(v string) (*genKeys, error) {
-	priv, psk, _ := strings.Cut(strings.TrimSpace(v), " ")
-	if err := fsm.ValidateKey(priv); err != nil {
-		return nil, fmt.Errorf("generated private key: %w", err)
+	parts := strings.Fields(v)
+	if len(parts) < 2 || len(parts) > 3 {
+		return nil, fmt.Errorf("%w: malformed generated keys", fsm.ErrInvalid)
 	}
-	if psk != "" {
-		if err := fsm.ValidateKey(psk); err != nil {
-			return nil, fmt.Errorf("generated preshared key: %w", err)
+	for _, k := range parts {
+		if err := fsm.ValidateKey(k); err != nil {
+			return nil, fmt.Errorf("generated keys: %w", err)
 		}
 	}
-	pub, err := wgkey.Public(priv)
-	if err != nil {
-		return nil, fmt.Errorf("%w: generated private key", fsm.ErrInvalid)
+	g := &genKeys{private: parts[0], public: parts[1]}
+	if len(parts) == 3 {
+		g.psk = parts[2]
 	}
-	return &genKeys{private: priv, public: pub, psk: psk}, nil
+	return g, nil
 }
 
 // prepareCreate runs on the node that received a create. It checks the
@@ -698,7 +706,7 @@ func (s *Server) peerConfig(w http.ResponseWriter, r *request) error {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte(conf))
-	case "qr", "png":
+	case "qr":
 		png, err := qrcode.Encode(conf, qrcode.Medium, -qrModulePixels)
 		if err != nil {
 			return fmt.Errorf("QR code: %w", err)

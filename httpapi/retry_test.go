@@ -238,7 +238,7 @@ func TestGeneratedKeysHeaderOnlyFromNodes(t *testing.T) {
 	kp, _ := wgkey.Generate()
 	req, _ := http.NewRequest("POST", fc.leaderURL+"/v1/peers", strings.NewReader(`{"name":"x"}`))
 	req.Header.Set("Authorization", "Bearer "+fc.token)
-	req.Header.Set("X-Raftguard-Generated-Keys", kp.Private)
+	req.Header.Set("X-Raftguard-Generated-Keys", kp.Private+" "+kp.Public)
 	resp, err := fc.client.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/raftguard/raftguard/fsm"
@@ -31,9 +32,11 @@ const (
 	// HeaderForwardedBy marks a request forwarded by a follower; a forwarded
 	// request is never forwarded again.
 	HeaderForwardedBy = "X-Raftguard-Forwarded-By"
-	// HeaderIndex is the leader's applied Raft index after a write; the
-	// forwarding follower waits to reach it before answering, so a read on
-	// the same node sees the write.
+	// HeaderIndex is, after a write, the index of the last command the
+	// leader's state machine has applied (the write's own or a later
+	// one). A follower that forwarded the write serves its next reads only
+	// once its own state machine has reached that index, so a read on the
+	// same node sees the write.
 	HeaderIndex = "X-Raftguard-Index"
 	// HeaderAttempt counts the earlier tries of a forwarded write whose
 	// outcome was unknown (the leader lost leadership or the connection
@@ -42,10 +45,10 @@ const (
 	// when the peer is already gone.
 	HeaderAttempt = "X-Raftguard-Attempt"
 	// headerGenerated carries the keys a node generated for a create
-	// without a public key ("PRIVATE" or "PRIVATE PRESHARED") to the
-	// leader, over mutual TLS, so that every retry of the request proposes
-	// the same key and the answer can hold the private key and config. It
-	// is read only on forwarded requests and never logged.
+	// without a public key ("PRIVATE PUBLIC [PRESHARED]") to the leader,
+	// over mutual TLS, so that every try of the request proposes the same
+	// keys and the answer can hold the private key and config. It is read
+	// only on forwarded requests and never logged.
 	headerGenerated = "X-Raftguard-Generated-Keys"
 )
 
@@ -106,6 +109,9 @@ type Server struct {
 	limit   *failLimiter
 	routes  []string
 	metrics *metrics
+	// readFloor is the highest index of a write this node forwarded and
+	// acknowledged: local reads wait until the replica has applied it.
+	readFloor atomic.Uint64
 }
 
 // New returns the API server.
@@ -264,6 +270,9 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, rt *route) {
 	case rt.kind == write, rt.kind == read && hr.URL.Query().Get("consistent") == "true":
 		s.onLeader(w, r, rt.kind == write)
 	default:
+		if rt.kind == read {
+			s.waitApplied(r.Context(), s.readFloor.Load())
+		}
 		if err := rt.h(w, r); err != nil {
 			writeError(w, err)
 		}
@@ -479,7 +488,11 @@ func (s *Server) forward(w http.ResponseWriter, r *request, leaderID string) (do
 	}
 	s.metrics.forwarded(r.rt.pattern, strconv.Itoa(resp.StatusCode))
 	if idx, err := strconv.ParseUint(resp.Header.Get(HeaderIndex), 10, 64); err == nil {
-		s.waitApplied(r.Context(), idx)
+		// Rather than wait here for the replica to apply the write (the
+		// follower learns of the commit only with the leader's next
+		// message, up to a commit timeout later), make the next local
+		// reads wait for it.
+		raise(&s.readFloor, idx)
 	}
 	s.relay(w, resp, data)
 	return true, true, nil
@@ -501,16 +514,29 @@ func (s *Server) relay(w http.ResponseWriter, resp *http.Response, body []byte) 
 	_, _ = w.Write(body)
 }
 
-// waitApplied waits (bounded) until the local replica has applied idx, so
-// that a read on this node right after a forwarded write sees the write.
+// raise sets v to idx if that is higher.
+func raise(v *atomic.Uint64, idx uint64) {
+	for {
+		cur := v.Load()
+		if idx <= cur || v.CompareAndSwap(cur, idx) {
+			return
+		}
+	}
+}
+
+// waitApplied waits (bounded) until the local state machine has applied
+// the command at idx. It watches the state machine's own index rather than
+// raft's applied index, which runs ahead of the state machine by the
+// entries queued for it.
 func (s *Server) waitApplied(ctx context.Context, idx uint64) {
-	if s.b.AppliedIndex() >= idx {
+	st := s.b.State()
+	if idx == 0 || st.AppliedIndex() >= idx {
 		return
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	t := time.NewTicker(time.Millisecond)
 	defer t.Stop()
-	for s.b.AppliedIndex() < idx && time.Now().Before(deadline) {
+	for st.AppliedIndex() < idx && time.Now().Before(deadline) {
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -519,13 +545,14 @@ func (s *Server) waitApplied(ctx context.Context, idx uint64) {
 	}
 }
 
-// apply proposes a command and marks the answer with the applied index.
+// apply proposes a command and marks the answer with the index of the
+// state machine's last applied command (see HeaderIndex).
 func (s *Server) apply(w http.ResponseWriter, t fsm.CommandType, body any) (any, error) {
 	res, err := s.b.Apply(t, body)
 	if err != nil {
 		return nil, err
 	}
-	w.Header().Set(HeaderIndex, strconv.FormatUint(s.b.AppliedIndex(), 10))
+	w.Header().Set(HeaderIndex, strconv.FormatUint(s.b.State().AppliedIndex(), 10))
 	return res, nil
 }
 

@@ -68,19 +68,23 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *request) error {
 	s.log.Info("replicated state restored from a snapshot", "bytes", len(r.body))
 	// Keep the current members reachable: a backup taken before a node
 	// joined (or moved) does not hold its API address, which forwarding
-	// needs.
+	// needs. This also applies at least one command after the restore,
+	// which moves the state machine's index (see HeaderIndex) past every
+	// index from before the restore: the restored state carries the
+	// backup's own, older index.
 	if err := s.reregister(before); err != nil {
 		s.log.Warn("re-registering nodes after the restore", "err", err)
 	}
 	total, _ := cur.PeerCounts()
-	idx := s.b.AppliedIndex()
+	idx := cur.AppliedIndex()
 	w.Header().Set(HeaderIndex, strconv.FormatUint(idx, 10))
 	writeJSON(w, http.StatusOK, RestoreResponse{Peers: total, AppliedIndex: idx})
 	return nil
 }
 
-// reregister records again the API addresses of the Raft members among
-// nodes that the restored state lacks or holds differently.
+// reregister records again the registrations of the Raft members among
+// nodes (the state before a restore) that the restored state lacks or holds
+// differently, and always this node's own.
 func (s *Server) reregister(nodes []fsm.Node) error {
 	servers, err := s.b.Servers()
 	if err != nil {
@@ -94,7 +98,7 @@ func (s *Server) reregister(nodes []fsm.Node) error {
 		if !member[n.ID] {
 			continue
 		}
-		if got, ok := s.b.State().Node(n.ID); ok && got.RaftAddr == n.RaftAddr && got.APIAddr == n.APIAddr {
+		if got, ok := s.b.State().Node(n.ID); ok && got.RaftAddr == n.RaftAddr && got.APIAddr == n.APIAddr && n.ID != s.b.NodeID() {
 			continue
 		}
 		if _, err := s.b.Apply(fsm.CmdRegisterNode, fsm.RegisterNode{ID: n.ID, RaftAddr: n.RaftAddr, APIAddr: n.APIAddr, At: time.Now().UTC()}); err != nil {

@@ -313,7 +313,7 @@ func New(cfg Config) (*Node, error) {
 		stop:     make(chan struct{}),
 	}
 	rc.NotifyCh = n.notifyCh
-	r, err := raft.NewRaft(rc, cfg.FSM, st.bolt, st.bolt, st.snaps, trans)
+	r, err := raft.NewRaft(rc, cfg.FSM, st.bolt, st.bolt, st.snaps, noPipeline{trans})
 	if err != nil {
 		trans.Close()
 		st.bolt.Close()
@@ -728,4 +728,15 @@ func RecoverCluster(cfg Config, servers []Server) error {
 		return fmt.Errorf("recover cluster: %w", err)
 	}
 	return nil
+}
+
+// noPipeline turns off hashicorp/raft's pipelined replication. In v1.7.3
+// the pipeline can deadlock (hashicorp/raft#612): a follower silently stops
+// receiving entries while heartbeats go on, or shutdown hangs. Plain
+// AppendEntries costs no measurable throughput on a LAN.
+type noPipeline struct{ *raft.NetworkTransport }
+
+// AppendEntriesPipeline reports that pipelining is not supported.
+func (noPipeline) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
+	return nil, raft.ErrPipelineReplicationNotSupported
 }

@@ -60,7 +60,13 @@ func snapshotCommand() *cli.Command {
 		Usage: "backup and restore of the replicated state",
 		Subcommands: []*cli.Command{
 			{Name: "save", Usage: "write the replicated state to FILE (mode 0600: it holds the cluster's secrets)", ArgsUsage: "FILE", Action: snapshotSave},
-			{Name: "restore", Usage: "replace the replicated state of the whole cluster with FILE", ArgsUsage: "FILE", Action: snapshotRestore},
+			{
+				Name:      "restore",
+				Usage:     "replace the replicated state of the whole cluster with FILE",
+				ArgsUsage: "FILE",
+				Flags:     []cli.Flag{&cli.BoolFlag{Name: "force", Usage: "restore a snapshot of another cluster (its CA, tokens and server key replace this cluster's)"}},
+				Action:    snapshotRestore,
+			},
 		},
 	}
 }
@@ -119,7 +125,11 @@ func snapshotRestore(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := cl.stream(c.Context, http.MethodPost, "/v1/cluster/snapshot/restore", bufio.NewReaderSize(f, 1<<16))
+	path := "/v1/cluster/snapshot/restore"
+	if c.Bool("force") {
+		path += "?force=true"
+	}
+	resp, err := cl.stream(c.Context, http.MethodPost, path, bufio.NewReaderSize(f, 1<<16))
 	if err != nil {
 		return err
 	}

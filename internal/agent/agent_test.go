@@ -126,9 +126,13 @@ func TestLeaderLossAndRestart(t *testing.T) {
 	}
 	delete(tc.Nodes, oldID)
 	nl := tc.WaitLeader(oldID)
-	if _, ok := nl.State().Peer("before"); !ok {
-		t.Fatal("new leader lost a committed write")
-	}
+	// A new leader applies the entries committed before it led; poll for it.
+	agenttest.Eventually(t, 5*time.Second, func() error {
+		if _, ok := nl.State().Peer("before"); !ok {
+			return errors.New("new leader has not applied a committed write")
+		}
+		return nil
+	})
 	// Writes work with two of three nodes.
 	var other string
 	for id := range tc.Nodes {

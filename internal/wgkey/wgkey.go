@@ -3,11 +3,10 @@
 package wgkey
 
 import (
+	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-
-	"golang.org/x/crypto/curve25519"
 )
 
 // Pair is a WireGuard key pair in base64.
@@ -25,11 +24,11 @@ func Generate() (Pair, error) {
 	// Clamp as WireGuard does.
 	k[0] &= 248
 	k[31] = (k[31] & 127) | 64
-	pub, err := curve25519.X25519(k[:], curve25519.Basepoint)
+	priv, err := ecdh.X25519().NewPrivateKey(k[:])
 	if err != nil {
 		return Pair{}, fmt.Errorf("derive public key: %w", err)
 	}
-	return Pair{Private: base64.StdEncoding.EncodeToString(k[:]), Public: base64.StdEncoding.EncodeToString(pub)}, nil
+	return Pair{Private: base64.StdEncoding.EncodeToString(k[:]), Public: base64.StdEncoding.EncodeToString(priv.PublicKey().Bytes())}, nil
 }
 
 // Public derives the public key of a base64 private key.
@@ -38,11 +37,11 @@ func Public(private string) (string, error) {
 	if err != nil || len(k) != 32 {
 		return "", fmt.Errorf("private key is not 32 bytes of base64")
 	}
-	pub, err := curve25519.X25519(k, curve25519.Basepoint)
+	priv, err := ecdh.X25519().NewPrivateKey(k)
 	if err != nil {
 		return "", fmt.Errorf("derive public key: %w", err)
 	}
-	return base64.StdEncoding.EncodeToString(pub), nil
+	return base64.StdEncoding.EncodeToString(priv.PublicKey().Bytes()), nil
 }
 
 // Preshared returns a fresh preshared key.

@@ -27,3 +27,18 @@ func TestGenerate(t *testing.T) {
 		t.Fatalf("psk %d chars", len(psk))
 	}
 }
+
+// TestKnownVector checks the derivation against WireGuard's own: the
+// public key `wg pubkey` prints for this private key.
+func TestKnownVector(t *testing.T) {
+	pub, err := Public("YJ6RzHDzhQIqZKXxXX7ol5ZIZeGFcBuQwX7q+URYD3g=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub != wantVectorPub {
+		t.Fatalf("got %s, want %s", pub, wantVectorPub)
+	}
+}
+
+// wantVectorPub is what `echo YJ6R...D3g= | wg pubkey` prints.
+const wantVectorPub = "pRSaqMzjgWfykj3ICAkp5lsDiiMGzNGba0THF798xXQ="
