@@ -26,7 +26,7 @@ GOFMT_FIND := find . -path ./.git -prune -o -path ./bin -prune -o -name testdata
 
 .DEFAULT_GOAL := build
 
-.PHONY: install demo all build test test-race lint fmt fmt-check vet staticcheck bench fuzz-seed clean tools help
+.PHONY: tidy-check install demo all build test test-race lint fmt fmt-check vet staticcheck bench fuzz-seed clean tools help
 
 all: lint test build
 
@@ -56,7 +56,7 @@ test-race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...
 
 ## lint: gofmt check, go vet, staticcheck
-lint: fmt-check vet staticcheck
+lint: fmt-check vet staticcheck tidy-check
 
 ## fmt: rewrite unformatted Go files in place
 fmt:
@@ -72,6 +72,10 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+
+## tidy-check: fail when `go mod tidy` would change go.mod or go.sum
+tidy-check:
+	$(GO) mod tidy -diff
 
 staticcheck:
 	@test -x "$(STATICCHECK)" || { echo "staticcheck not found at $(STATICCHECK); run 'make tools'"; exit 1; }
