@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -62,6 +63,14 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *request) error {
 		return errorf(http.StatusConflict, "other_cluster", "the snapshot comes from another cluster (another CA): restoring it would replace this cluster's CA, tokens and server key; add ?force=true to restore it anyway")
 	}
 	before := cur.Nodes()
+	var nodeTokens []fsm.AdminToken
+	for _, n := range before {
+		for _, t := range cur.AdminTokens() {
+			if t.ID == NodeTokenID(n.ID) {
+				nodeTokens = append(nodeTokens, t)
+			}
+		}
+	}
 	if err := s.b.RestoreSnapshot(bytes.NewReader(r.body), int64(len(r.body))); err != nil {
 		return err
 	}
@@ -74,6 +83,11 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *request) error {
 	// backup's own, older index.
 	if err := s.reregister(before); err != nil {
 		s.log.Warn("re-registering nodes after the restore", "err", err)
+	}
+	// Each member keeps the admin token of its own (the CLI on that node
+	// uses it), even when the backup predates the node.
+	if err := s.restoreNodeTokens(nodeTokens); err != nil {
+		s.log.Warn("restoring the nodes' own admin tokens after the restore", "err", err)
 	}
 	total, _ := cur.PeerCounts()
 	idx := cur.AppliedIndex()
@@ -103,6 +117,24 @@ func (s *Server) reregister(nodes []fsm.Node) error {
 		}
 		if _, err := s.b.Apply(fsm.CmdRegisterNode, fsm.RegisterNode{ID: n.ID, RaftAddr: n.RaftAddr, APIAddr: n.APIAddr, At: time.Now().UTC()}); err != nil {
 			return fmt.Errorf("register %s: %w", n.ID, err)
+		}
+	}
+	return nil
+}
+
+// restoreNodeTokens adds back the members' own admin tokens that the
+// restored state lacks or holds with another hash.
+func (s *Server) restoreNodeTokens(tokens []fsm.AdminToken) error {
+	for _, t := range tokens {
+		if got, ok := s.b.State().AdminTokenByHash(t.Hash); ok && got.ID == t.ID {
+			continue
+		}
+		at := time.Now().UTC()
+		if _, err := s.b.Apply(fsm.CmdRevokeAdminToken, fsm.RevokeAdminToken{ID: t.ID, At: at}); err != nil && !errors.Is(err, fsm.ErrNotFound) {
+			return err
+		}
+		if _, err := s.b.Apply(fsm.CmdAddAdminToken, fsm.AddAdminToken{Token: t, At: at}); err != nil {
+			return fmt.Errorf("token %s: %w", t.ID, err)
 		}
 	}
 	return nil

@@ -124,6 +124,9 @@ func TestFlagsFirst(t *testing.T) {
 		{"raftguard -o json peer list", "raftguard -o json peer list"},
 		{"raftguard cluster snapshot save f.snap", "raftguard cluster snapshot save f.snap"},
 		{"raftguard peer show -- -odd", "raftguard peer show -- -odd"},
+		{"raftguard cluster status -o json", "raftguard -o json cluster status"},
+		{"raftguard peer add laptop --data-dir /x --qr", "raftguard --data-dir /x peer add --qr laptop"},
+		{"raftguard cluster recover --data-dir /d --servers a=b:1", "raftguard cluster recover --data-dir /d --servers a=b:1"},
 	} {
 		if got := strings.Join(flagsFirst(app, strings.Fields(c.in)), " "); got != c.want {
 			t.Errorf("%q: got %q, want %q", c.in, got, c.want)

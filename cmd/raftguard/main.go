@@ -87,7 +87,9 @@ func flagsFirst(app *cli.App, args []string) []string {
 	if leaf == nil || len(leaf.Subcommands) > 0 {
 		return args
 	}
-	var fl, pos []string
+	// Global flags go before the command path, the leaf's own flags after
+	// it, then the positional arguments.
+	var glob, fl, pos []string
 	for j := i; j < len(args); j++ {
 		a := args[j]
 		if a == "--" {
@@ -95,30 +97,44 @@ func flagsFirst(app *cli.App, args []string) []string {
 			break
 		}
 		if strings.HasPrefix(a, "-") && a != "-" {
-			fl = append(fl, a)
+			dst := &fl
+			if !hasFlag(leaf.Flags, a) && hasFlag(app.Flags, a) {
+				dst = &glob
+			}
+			*dst = append(*dst, a)
 			if takesValue(flags, a) && !strings.Contains(a, "=") && j+1 < len(args) {
 				j++
-				fl = append(fl, args[j])
+				*dst = append(*dst, args[j])
 			}
 			continue
 		}
 		pos = append(pos, a)
 	}
-	out := append([]string{}, args[:i]...)
+	out := append([]string{args[0]}, glob...)
+	out = append(out, args[1:i]...)
 	return append(append(out, fl...), pos...)
+}
+
+// hasFlag reports whether flags defines the flag named by arg.
+func hasFlag(flags []cli.Flag, arg string) bool {
+	name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // takesValue reports whether the flag named by arg (-x, --name) expects a
 // value.
 func takesValue(flags []cli.Flag, arg string) bool {
-	name := strings.TrimLeft(arg, "-")
-	name, _, _ = strings.Cut(name, "=")
 	for _, f := range flags {
-		for _, n := range f.Names() {
-			if n == name {
-				_, isBool := f.(*cli.BoolFlag)
-				return !isBool
-			}
+		if hasFlag([]cli.Flag{f}, arg) {
+			_, isBool := f.(*cli.BoolFlag)
+			return !isBool
 		}
 	}
 	return false

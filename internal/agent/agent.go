@@ -256,10 +256,14 @@ func (a *Agent) startRaft() error {
 	if err != nil {
 		return err
 	}
-	a.state = fsm.New(func(fsm.CommandType) {
-		if a.loop != nil {
-			a.loop.Wake()
+	a.state = fsm.New(func(t fsm.CommandType) {
+		if a.loop == nil {
+			return
 		}
+		if t == 0 { // the whole state was restored from a snapshot
+			a.loop.Greet()
+		}
+		a.loop.Wake()
 	})
 	t := a.cfg.Raft
 	a.raft, err = raftnode.New(raftnode.Config{

@@ -105,6 +105,7 @@ type Loop struct {
 	failures  int
 
 	handshakeGen atomic.Uint64 // cancels a running handshake burst
+	greetAll     atomic.Bool   // initiate handshakes on the next leader pass
 }
 
 // New returns a loop; Run starts it.
@@ -135,6 +136,14 @@ func (l *Loop) Wake() {
 	default:
 		l.dropped.Add(1)
 	}
+}
+
+// Greet asks the leader to initiate handshakes to every known client on its
+// next pass (after the whole state was replaced by a snapshot restore, the
+// interface's peers are new and have no sessions).
+func (l *Loop) Greet() {
+	l.greetAll.Store(true)
+	l.Wake()
 }
 
 // DroppedWakeups counts wake-ups dropped because one was pending.
@@ -316,6 +325,9 @@ func (l *Loop) takeOver(ctx context.Context, fresh bool) error {
 	l.mu.Unlock()
 	if fresh {
 		l.log.Info("serving as leader: interface up, VIP claimed", "vips", set.VIPs)
+	}
+	if l.greetAll.Swap(false) {
+		greet = true
 	}
 	if greet {
 		go l.initiateHandshakes(ctx)
