@@ -360,6 +360,10 @@ func (s *Server) joinCertificate(w http.ResponseWriter, r *request) error {
 		}
 		ips = append(ips, ip)
 	}
+	// The VIPs are in every node's certificate, so API clients may use them.
+	for _, v := range s.b.State().Settings().VIPs {
+		ips = append(ips, net.IP(v.Addr().AsSlice()))
+	}
 	cl := s.b.State().Cluster()
 	ca, err := pki.ParseCA([]byte(cl.CACertPEM), []byte(cl.CAKeyPEM))
 	if err != nil {

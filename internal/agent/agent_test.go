@@ -2,6 +2,8 @@ package agent_test
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,6 +54,21 @@ func TestBootstrapJoinReplicate(t *testing.T) {
 	// Every node registered its API address.
 	if n := len(leader.State().Nodes()); n != 3 {
 		t.Fatalf("%d nodes registered", n)
+	}
+	// Every node's certificate names the VIPs, so API clients may use them.
+	for _, id := range []string{"n1", "n2"} {
+		pemBytes, err := os.ReadFile(filepath.Join(tc.Dirs[id], "tls", "node.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		block, _ := pem.Decode(pemBytes)
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cert.VerifyHostname("192.0.2.10"); err != nil {
+			t.Errorf("%s: %v", id, err)
+		}
 	}
 	// The bootstrap banner holds both tokens; the logs hold neither.
 	adminTok := tc.Client("n1").Token

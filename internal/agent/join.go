@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -52,7 +53,12 @@ func (a *Agent) prepareBootstrap() error {
 	if err != nil {
 		return err
 	}
-	cert, err := ca.SignNode(csr, a.node.NodeID, a.certIPs(), []string{a.node.NodeID}, now)
+	// The VIPs are in the certificate too, so API clients may use them.
+	ips := a.certIPs()
+	for _, v := range settings.VIPs {
+		ips = append(ips, net.IP(v.Addr().AsSlice()))
+	}
+	cert, err := ca.SignNode(csr, a.node.NodeID, ips, []string{a.node.NodeID}, now)
 	if err != nil {
 		return err
 	}
