@@ -336,7 +336,9 @@ func (s *Server) checkJoinToken(r *request, token string) error {
 			return nil
 		}
 	}
-	s.limit.fail(sourceIP(r.Request))
+	if !forwardedByNode(r.Request) { // a forwarding node counts it against the joiner
+		s.limit.fail(sourceIP(r.Request))
+	}
 	s.log.Warn("join refused: invalid join token", "source", sourceIP(r.Request))
 	return errorf(http.StatusUnauthorized, "bad_join_token", "the join token is not valid for this cluster (get the current one with: raftguard cluster token)")
 }
@@ -535,7 +537,7 @@ func parseGenerated(v string) (*genKeys, error) {
 // preshared key unless preshared_key is given) once, so that every try of
 // the request, here or on the leader, proposes the same peer.
 func (s *Server) prepareCreate(r *request) error {
-	if v := r.Header.Get(headerGenerated); v != "" && r.Header.Get(HeaderForwardedBy) != "" {
+	if v := r.Header.Get(headerGenerated); v != "" && forwardedByNode(r.Request) {
 		g, err := parseGenerated(v)
 		if err != nil {
 			return err

@@ -256,7 +256,7 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, rt *route) {
 		return
 	}
 	r := &request{Request: hr, body: body, rt: rt}
-	forwarded := hr.Header.Get(HeaderForwardedBy) != ""
+	forwarded := forwardedByNode(hr)
 	if forwarded {
 		r.attempt, _ = strconv.Atoi(hr.Header.Get(HeaderAttempt))
 	}
@@ -339,7 +339,7 @@ func (s *Server) tokenValid(tok string) bool {
 // idempotent), a DELETE that finds the peer gone on a retry answers 204,
 // and the other writes set values.
 func (s *Server) onLeader(w http.ResponseWriter, r *request, isWrite bool) {
-	forwarded := r.Header.Get(HeaderForwardedBy) != ""
+	forwarded := forwardedByNode(r.Request)
 	deadline := time.Now().Add(s.cfg.LeaderWait)
 	for {
 		if s.b.IsLeader() {
@@ -467,6 +467,11 @@ func (s *Server) forward(w http.ResponseWriter, r *request, leaderID string) (do
 		return false, !isDialError(err), err
 	}
 	defer resp.Body.Close()
+	// A join refused by the leader counts against the joiner's address
+	// here: the leader only sees this node's.
+	if r.rt.acc == joiner && resp.StatusCode == http.StatusUnauthorized {
+		s.limit.fail(sourceIP(r.Request))
+	}
 	// A leader that has just stepped down answers 503 no_leader without
 	// having done anything it knows of: try again with whoever leads now.
 	if resp.StatusCode == http.StatusServiceUnavailable {
@@ -623,4 +628,11 @@ func (l *failLimiter) blocked(src string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.prune(src, time.Now())) >= l.max
+}
+
+// forwardedByNode reports whether r was forwarded by another node: it says
+// so and it came with a certificate of the cluster CA. A client setting the
+// header itself is not a node.
+func forwardedByNode(r *http.Request) bool {
+	return r.Header.Get(HeaderForwardedBy) != "" && r.TLS != nil && len(r.TLS.VerifiedChains) > 0
 }
