@@ -18,6 +18,7 @@ import (
 
 	"github.com/raftguard/raftguard/httpapi"
 	"github.com/raftguard/raftguard/internal/agent"
+	"github.com/raftguard/raftguard/internal/pki"
 )
 
 const defaultAPI = "https://127.0.0.1:7443"
@@ -87,11 +88,11 @@ func newClient(c *cli.Context) (*apiClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--ca: %w", err)
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca %s: no PEM certificate in it", caFile)
+		// Any node certificate of the cluster CA will do, whatever name
+		// the API URL uses (a node's address, the VIP, a DNS name).
+		if tc, err = pki.CAClientConfig(pem); err != nil {
+			return nil, fmt.Errorf("--ca %s: %w", caFile, err)
 		}
-		tc.RootCAs = pool
 	}
 	return &apiClient{
 		base:  strings.TrimSuffix(api, "/"),
@@ -138,7 +139,7 @@ func (cl *apiClient) do(ctx context.Context, method, path string, in, out any) (
 	resp, err := cl.http.Do(req)
 	if err != nil {
 		var uerr x509.UnknownAuthorityError
-		if errors.As(err, &uerr) {
+		if errors.As(err, &uerr) || errors.Is(err, pki.ErrUntrustedPeer) {
 			return nil, fmt.Errorf("%s: the server's certificate is not from a known CA: pass --ca FILE (on a server node: DATA_DIR/tls/ca.crt)", cl.base)
 		}
 		return nil, fmt.Errorf("cannot reach %s: %w", cl.base, err)

@@ -46,7 +46,7 @@ func serverFlags() []cli.Flag {
 		str("dataplane", "auto, kernel, userspace or none", agent.DefaultDataplane),
 		&cli.BoolFlag{Name: "bootstrap", Usage: "create a new cluster if this data dir holds none", EnvVars: envVar("bootstrap")},
 		list("join", "API addresses of existing members (ADDR[,ADDR...]); used when the data dir holds no state", ""),
-		str("token", "join token (printed at bootstrap, or by `raftguard cluster token`)", ""),
+		str("token", "join token (printed at bootstrap, or by 'raftguard cluster token'); better given as RAFTGUARD_TOKEN in the environment, which other users cannot read", ""),
 		str("log-level", "debug, info, warn or error", "info"),
 		str("log-format", "text or json", "text"),
 		cluster(list("vip", "virtual IP with prefix, e.g. 192.0.2.10/24; repeat for one IPv4 and one IPv6 VIP", "required")),
