@@ -107,11 +107,7 @@ func (m *Manager) Claim(vips []netip.Prefix) (changed bool, err error) {
 	if m.closed {
 		return false, ErrClosed
 	}
-	link, err := m.link()
-	if err != nil {
-		return false, err
-	}
-	have, err := m.addrs(link)
+	link, have, err := m.linkAddrs()
 	if err != nil {
 		return false, err
 	}
@@ -176,11 +172,7 @@ func (m *Manager) Release(vips []netip.Prefix) (changed bool, err error) {
 	m.stopRepeats()
 	m.announced = nil
 
-	link, err := m.link()
-	if err != nil {
-		return false, err
-	}
-	have, err := m.addrs(link)
+	link, have, err := m.linkAddrs()
 	if err != nil {
 		return false, err
 	}
@@ -215,11 +207,7 @@ func (m *Manager) Held(vips []netip.Prefix) (bool, error) {
 	if m.closed {
 		return false, ErrClosed
 	}
-	link, err := m.link()
-	if err != nil {
-		return false, err
-	}
-	have, err := m.addrs(link)
+	_, have, err := m.linkAddrs()
 	if err != nil {
 		return false, err
 	}
@@ -358,6 +346,16 @@ func (m *Manager) link() (netlink.Link, error) {
 		return nil, fmt.Errorf("vip: looking up interface %s: %w", m.iface, err)
 	}
 	return l, nil
+}
+
+// linkAddrs looks the interface up and returns it with its addresses.
+func (m *Manager) linkAddrs() (netlink.Link, map[netip.Addr]netlink.Addr, error) {
+	link, err := m.link()
+	if err != nil {
+		return nil, nil, err
+	}
+	have, err := m.addrs(link)
+	return link, have, err
 }
 
 // addrs returns the addresses on link, by address.
