@@ -343,16 +343,26 @@ func (s *Server) checkJoinToken(r *request, token string) error {
 	return errorf(http.StatusUnauthorized, "bad_join_token", "the join token is not valid for this cluster (get the current one with: raftguard cluster token)")
 }
 
-func (s *Server) joinCertificate(w http.ResponseWriter, r *request) error {
-	var req JoinCertRequest
+// decodeJoin decodes a join request and checks its token, then its node id.
+func decodeJoin[T any](s *Server, r *request, fields func(*T) (token, nodeID string)) (T, error) {
+	var req T
 	if err := decode(r, &req); err != nil {
-		return err
+		return req, err
 	}
-	if err := s.checkJoinToken(r, req.Token); err != nil {
-		return err
+	token, id := fields(&req)
+	if err := s.checkJoinToken(r, token); err != nil {
+		return req, err
 	}
-	if err := fsm.ValidateName(req.NodeID); err != nil {
-		return fmt.Errorf("node id: %w", err)
+	if err := fsm.ValidateName(id); err != nil {
+		return req, fmt.Errorf("node id: %w", err)
+	}
+	return req, nil
+}
+
+func (s *Server) joinCertificate(w http.ResponseWriter, r *request) error {
+	req, err := decodeJoin(s, r, func(q *JoinCertRequest) (string, string) { return q.Token, q.NodeID })
+	if err != nil {
+		return err
 	}
 	var ips []net.IP
 	for _, a := range req.IPs {
@@ -393,15 +403,9 @@ func (s *Server) joinCertificate(w http.ResponseWriter, r *request) error {
 }
 
 func (s *Server) join(w http.ResponseWriter, r *request) error {
-	var req JoinRequest
-	if err := decode(r, &req); err != nil {
+	req, err := decodeJoin(s, r, func(q *JoinRequest) (string, string) { return q.Token, q.NodeID })
+	if err != nil {
 		return err
-	}
-	if err := s.checkJoinToken(r, req.Token); err != nil {
-		return err
-	}
-	if err := fsm.ValidateName(req.NodeID); err != nil {
-		return fmt.Errorf("node id: %w", err)
 	}
 	for _, a := range []string{req.RaftAddr, req.APIAddr} {
 		if _, _, err := net.SplitHostPort(a); err != nil {
