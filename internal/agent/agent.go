@@ -321,6 +321,7 @@ func (a *Agent) leaderLoop() {
 	wake := a.raft.Subscribe()
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
+	warned := false
 	for {
 		if a.raft.IsLeader() {
 			if err := a.leaderDuties(); err != nil {
@@ -328,6 +329,7 @@ func (a *Agent) leaderLoop() {
 			}
 		}
 		a.checkClock()
+		a.checkAddresses(&warned)
 		select {
 		case <-a.stop:
 			return
@@ -357,6 +359,22 @@ func (a *Agent) leaderDuties() error {
 		}
 	}
 	return nil
+}
+
+// checkAddresses warns (once) when a follower now advertises addresses other
+// than the ones the cluster knows it by: the others cannot reach it there.
+// (A leader registers its own new addresses.)
+func (a *Agent) checkAddresses(warned *bool) {
+	if *warned || a.raft.IsLeader() || !a.state.Initialized() {
+		return
+	}
+	n, ok := a.state.Node(a.node.NodeID)
+	if !ok || (n.RaftAddr == a.node.RaftAdvertise && n.APIAddr == a.node.APIAdvertise) {
+		return
+	}
+	*warned = true
+	a.log.Warn("the cluster knows this node by other addresses, and cannot reach it at the new ones: remove it (raftguard cluster remove) and join it again",
+		"known_raft_addr", n.RaftAddr, "known_api_addr", n.APIAddr, "raft_addr", a.node.RaftAdvertise, "api_addr", a.node.APIAdvertise)
 }
 
 // checkClock warns when this node's clock is behind the newest time stamp in
