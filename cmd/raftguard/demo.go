@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -48,14 +49,21 @@ type stepper struct {
 	w     io.Writer
 	n     int
 	total int
+	quiet *atomic.Bool // set on Ctrl-C: the teardown owns the terminal
 }
 
 func (s *stepper) do(what string, fn func() (string, error)) error {
+	if s.quiet.Load() {
+		return errors.New("interrupted")
+	}
 	s.n++
 	fmt.Fprintf(s.w, "[%d/%d] %s ... ", s.n, s.total, what)
 	start := time.Now()
 	detail, err := fn()
 	took := time.Since(start).Round(10 * time.Millisecond)
+	if s.quiet.Load() {
+		return errors.New("interrupted")
+	}
 	if err != nil {
 		fmt.Fprintf(s.w, "✗ (%v)\n      %v\n", took, err)
 		return err
@@ -76,6 +84,7 @@ type demoNode struct {
 }
 
 type demo struct {
+	quiet atomic.Bool
 	w     io.Writer
 	bin   string
 	lab   *netlab.Lab
@@ -119,6 +128,7 @@ func runDemo(c *cli.Context) error {
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
+		d.quiet.Store(true)
 		fmt.Fprintln(w, "\ninterrupted")
 		err = errors.New("interrupted")
 	}
@@ -176,7 +186,7 @@ var (
 )
 
 func (d *demo) run(ctx context.Context, keep bool) error {
-	st := &stepper{w: d.w, total: 10}
+	st := &stepper{w: d.w, total: 10, quiet: &d.quiet}
 	fmt.Fprintf(d.w, "raftguard demo: three servers and a client in network namespaces\n\n")
 	var err error
 	if err = st.do("building the lab: a switch, servers s1 s2 s3, client c1", func() (string, error) {
