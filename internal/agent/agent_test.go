@@ -85,6 +85,13 @@ func TestBootstrapJoinReplicate(t *testing.T) {
 func TestJoinRefusedWithBadToken(t *testing.T) {
 	tc := agenttest.New(t)
 	n1 := tc.Bootstrap("n1")
+	// The leader registers itself just after the cluster's first entry.
+	agenttest.Eventually(t, 5*time.Second, func() error {
+		if len(n1.State().Nodes()) != 1 {
+			return errors.New("n1 not registered yet")
+		}
+		return nil
+	})
 	good := tc.JoinToken("n1")
 	fp, _, _ := pki.ParseJoinToken(good)
 	wrongSecret, _ := pki.NewJoinToken(fp)
