@@ -26,7 +26,7 @@ GOFMT_FIND := find . -path ./.git -prune -o -path ./bin -prune -o -name testdata
 
 .DEFAULT_GOAL := build
 
-.PHONY: tidy-check install demo all build test test-race lint fmt fmt-check vet staticcheck bench fuzz-seed clean tools help
+.PHONY: bench-failover tidy-check install demo all build test test-race lint fmt fmt-check vet staticcheck bench fuzz-seed clean tools help
 
 all: lint test build
 
@@ -85,6 +85,10 @@ staticcheck:
 ## bench: benchmarks of fsm, raftnode and httpapi, with allocation figures
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 1 -timeout 30m $(BENCH_PKGS)
+
+## bench-failover: as root, the client outage over five SIGKILLs and five transfers in the namespace lab
+bench-failover:
+	$(GO) test -run '^$$' -bench Failover -benchtime 1x -timeout 20m ./test/
 
 ## fuzz-seed: run every fuzz target on its seed corpus only (no fuzzing)
 fuzz-seed:

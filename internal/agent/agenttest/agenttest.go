@@ -113,7 +113,15 @@ func (c *Cluster) Bootstrap(id string) *agent.Agent {
 	cfg := c.Config(id)
 	cfg.Bootstrap = true
 	cfg.Cluster = agent.ClusterFlags{VIPs: []string{"192.0.2.10/24", "2001:db8::10/64"}, Pool: "10.96.0.0/12", Pool6: "fd00:99::/64"}
-	return c.Start(cfg)
+	a := c.Start(cfg)
+	// The new leader registers itself just after the cluster's first entry.
+	Eventually(c.T, 10*time.Second, func() error {
+		if _, ok := a.State().Node(id); !ok {
+			return fmt.Errorf("%s not registered yet", id)
+		}
+		return nil
+	})
+	return a
 }
 
 // JoinToken reads the join token from node id's data dir.
