@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 
@@ -294,4 +295,32 @@ func prefixDiff(cur, want []netip.Prefix) (add, del []netip.Prefix) {
 		}
 	}
 	return add, del
+}
+
+// applyDiff brings a device from *cur (read with read when unknown) to want:
+// apply gets only the difference. *cur is unknown (nil) while apply runs,
+// and want once it succeeded. Both backends configure through it.
+func applyDiff(cur **devState, want *devState, read func() (*devState, error), apply func(*plan) error, log *slog.Logger, name string) (bool, error) {
+	if *cur == nil {
+		c, err := read()
+		if err != nil {
+			return false, err
+		}
+		*cur = c
+	}
+	p := diffState(*cur, want)
+	if p.empty() {
+		return false, nil
+	}
+	*cur = nil // unknown until everything is applied
+	if err := apply(p); err != nil {
+		return true, err
+	}
+	*cur = want
+	removed, updated, created := p.counts()
+	log.Debug("interface configured", "interface", name,
+		"private_key_changed", p.privateKey != nil, "listen_port_changed", p.listenPort != 0,
+		"source_addrs_changed", p.sourceAddrs,
+		"peers_removed", removed, "peers_updated", updated, "peers_added", created, "peers", len(want.peers))
+	return true, nil
 }

@@ -155,28 +155,12 @@ func (d *kernelDevice) syncRouting() (bool, error) {
 // applyDevice applies the difference between the device configuration and
 // want through wgctrl. d.mu must be held.
 func (d *kernelDevice) applyDevice(want *devState) (bool, error) {
-	if d.cur == nil {
-		cur, err := d.readState()
-		if err != nil {
-			return false, err
+	return applyDiff(&d.cur, want, d.readState, func(p *plan) error {
+		if err := d.client.ConfigureDevice(d.name, wgConfig(p, len(want.sourceAddrs) > 0)); err != nil {
+			return fmt.Errorf("configure kernel device %s: %w", d.name, err)
 		}
-		d.cur = cur
-	}
-	p := diffState(d.cur, want)
-	if p.empty() {
-		return false, nil
-	}
-	d.cur = nil // unknown until everything is applied
-	if err := d.client.ConfigureDevice(d.name, wgConfig(p, len(want.sourceAddrs) > 0)); err != nil {
-		return true, fmt.Errorf("configure kernel device %s: %w", d.name, err)
-	}
-	d.cur = want
-	removed, updated, created := p.counts()
-	d.log.Debug("interface configured", "interface", d.name,
-		"private_key_changed", p.privateKey != nil, "listen_port_changed", p.listenPort != 0,
-		"source_addrs_changed", p.sourceAddrs,
-		"peers_removed", removed, "peers_updated", updated, "peers_added", created, "peers", len(want.peers))
-	return true, nil
+		return nil
+	}, d.log, d.name)
 }
 
 // wgConfig turns a plan into a wgctrl configuration that never replaces the

@@ -228,39 +228,23 @@ func (d *userspaceDevice) Set(cfg Config) (bool, error) {
 // applyDevice applies the difference between the device configuration and
 // want. d.mu must be held.
 func (d *userspaceDevice) applyDevice(want *devState) (bool, error) {
-	if d.cur == nil {
-		cur, err := d.readState()
-		if err != nil {
-			return false, err
+	return applyDiff(&d.cur, want, d.readState, func(p *plan) error {
+		if p.sourceAddrs {
+			d.bind.setSources(want.sourceAddrs)
 		}
-		d.cur = cur
-	}
-	p := diffState(d.cur, want)
-	if p.empty() {
-		return false, nil
-	}
-	d.cur = nil // unknown until everything is applied
-	if p.sourceAddrs {
-		d.bind.setSources(want.sourceAddrs)
-	}
-	if text := uapiText(p); text != "" {
-		// listen_port (if in p) rebinds, with the new source addresses.
-		if err := d.dev.IpcSet(text); err != nil {
-			return true, fmt.Errorf("configure userspace device %s: %w", d.name, err)
+		if text := uapiText(p); text != "" {
+			// listen_port (if in p) rebinds, with the new source addresses.
+			if err := d.dev.IpcSet(text); err != nil {
+				return fmt.Errorf("configure userspace device %s: %w", d.name, err)
+			}
 		}
-	}
-	if p.sourceAddrs && p.listenPort == 0 {
-		if err := d.dev.BindUpdate(); err != nil {
-			return true, fmt.Errorf("rebind userspace device %s to %v: %w", d.name, want.sourceAddrs, err)
+		if p.sourceAddrs && p.listenPort == 0 {
+			if err := d.dev.BindUpdate(); err != nil {
+				return fmt.Errorf("rebind userspace device %s to %v: %w", d.name, want.sourceAddrs, err)
+			}
 		}
-	}
-	d.cur = want
-	removed, updated, created := p.counts()
-	d.log.Debug("interface configured", "interface", d.name,
-		"private_key_changed", p.privateKey != nil, "listen_port_changed", p.listenPort != 0,
-		"source_addrs_changed", p.sourceAddrs,
-		"peers_removed", removed, "peers_updated", updated, "peers_added", created, "peers", len(want.peers))
-	return true, nil
+		return nil
+	}, d.log, d.name)
 }
 
 // readState reads the device configuration back from the device.
