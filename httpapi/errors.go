@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"syscall"
 
 	"github.com/raftguard/raftguard/fsm"
 )
@@ -72,6 +73,10 @@ func toAPIError(err error) *apiError {
 		return &apiError{http.StatusServiceUnavailable, "no_leader", "no leader is reachable; retry shortly"}
 	case errors.Is(err, ErrTimeout):
 		return &apiError{http.StatusServiceUnavailable, "timeout", "the cluster did not answer in time; retry with the same request (creates are idempotent)"}
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		// The leader could not append to its Raft log, so nothing was
+		// committed; it has stepped down and a node with disk space leads.
+		return &apiError{http.StatusServiceUnavailable, "storage_full", "the leader's disk is full, so the change was not written; leadership moves to another node: retry"}
 	case errors.Is(err, ErrUnauthorized):
 		return &apiError{http.StatusUnauthorized, "unauthorized", "missing or invalid token"}
 	}

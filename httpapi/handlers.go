@@ -631,6 +631,11 @@ func (s *Server) createPeer(w http.ResponseWriter, r *request) error {
 	if len(routes) > 0 {
 		cmd.AllowedIPs = routes
 	}
+	if _, exists := s.b.State().Peer(cmd.Name); !exists && cmd.Enabled {
+		if err := s.checkPeerLimit(); err != nil {
+			return err
+		}
+	}
 	res, err := s.apply(w, fsm.CmdAddPeer, cmd)
 	if err != nil {
 		return err
@@ -674,6 +679,13 @@ func (s *Server) updatePeer(w http.ResponseWriter, r *request) error {
 		}
 		cmd.AllowedIPs = &routes
 	}
+	if req.Enabled != nil && *req.Enabled {
+		if p, ok := s.b.State().Peer(name); ok && !p.Enabled {
+			if err := s.checkPeerLimit(); err != nil {
+				return err
+			}
+		}
+	}
 	// No check against the local replica first: a leader elected a moment
 	// ago may not have applied every committed entry yet. The state
 	// machine answers not found in log order.
@@ -682,6 +694,23 @@ func (s *Server) updatePeer(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, viewPeer(res.(fsm.Peer), nil))
+	return nil
+}
+
+// checkPeerLimit refuses one more enabled peer when this node's data plane
+// already holds as many as it can.
+func (s *Server) checkPeerLimit() error {
+	if s.cfg.PeerLimit == nil {
+		return nil
+	}
+	limit := s.cfg.PeerLimit()
+	if limit <= 0 {
+		return nil
+	}
+	if _, enabled := s.b.State().PeerCounts(); enabled >= limit {
+		return errorf(http.StatusUnprocessableEntity, "peer_limit",
+			"the cluster holds %d enabled peers, the most this node's data plane can serve; disable or delete peers first, or run the kernel data plane", enabled)
+	}
 	return nil
 }
 

@@ -97,6 +97,10 @@ type Config struct {
 	// LeaderWait is how long a write waits for a leader before answering
 	// 503 (default 5s).
 	LeaderWait time.Duration
+	// PeerLimit returns the most enabled peers this node's data plane
+	// holds (0: no limit). Creating or enabling a peer beyond it answers
+	// 422 instead of leaving the peer off the interface.
+	PeerLimit func() int
 }
 
 // Server serves the API.

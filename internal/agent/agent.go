@@ -41,6 +41,9 @@ type Agent struct {
 	apiLn net.Listener
 	lock  *os.File
 
+	// maxPeers is the data plane's peer limit, for the API (0: none).
+	maxPeers atomic.Int64
+
 	loop       *reconcile.Loop // nil with --dataplane none
 	vips       *vip.Manager
 	loopCancel context.CancelFunc
@@ -298,7 +301,7 @@ func (a *Agent) startAPI() error {
 	if err != nil {
 		return err
 	}
-	a.api = httpapi.New(httpapi.Config{Backend: a, PeerTLS: peerTLS, Logger: a.cfg.Logger.With("component", "api")})
+	a.api = httpapi.New(httpapi.Config{Backend: a, PeerTLS: peerTLS, Logger: a.cfg.Logger.With("component", "api"), PeerLimit: a.peerLimit})
 	a.http = &http.Server{
 		Handler:           a.api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,

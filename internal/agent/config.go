@@ -48,6 +48,9 @@ type Config struct {
 	VIPInterface string
 	WGInterface  string
 	Dataplane    string
+	// PeerLimit caps the enabled peers the API accepts (0: the data
+	// plane's own limit; none without a data plane).
+	PeerLimit int
 
 	Bootstrap bool
 	Join      []string

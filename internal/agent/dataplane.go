@@ -67,8 +67,18 @@ func (a *Agent) startDataplane() error {
 	if err := <-started; err != nil {
 		return fmt.Errorf("data plane: %w", err)
 	}
+	a.maxPeers.Store(int64(reconcile.PeerLimit(a.loop.Status().Kind)))
 	a.log.Info("data plane started", "interface", name, "vip_interface", iface)
 	return nil
+}
+
+// peerLimit is the most enabled peers this node's interface holds (0: no
+// limit, or no data plane).
+func (a *Agent) peerLimit() int {
+	if a.cfg.PeerLimit > 0 {
+		return a.cfg.PeerLimit
+	}
+	return int(a.maxPeers.Load())
 }
 
 // stopDataplane releases the VIPs, brings the interface down and removes it.

@@ -79,6 +79,9 @@ type Config struct {
 	// RepairAttempts is how many consecutive failed repairs make the
 	// leader hand over (default 3).
 	RepairAttempts int
+	// PeerLimit caps the peers put on the interface (default: the data
+	// plane's own limit, see PeerLimit).
+	PeerLimit int
 }
 
 // Status is the loop's view of the data plane, for the API.
@@ -106,6 +109,7 @@ type Loop struct {
 
 	handshakeGen atomic.Uint64 // cancels a running handshake burst
 	greetAll     atomic.Bool   // initiate handshakes on the next leader pass
+	overLimit    atomic.Int64  // enabled peers left off the interface, last reported
 }
 
 // New returns a loop; Run starts it.
@@ -176,16 +180,18 @@ func (l *Loop) PeerStats() []dataplane.PeerStats {
 // opening the interface.
 func (l *Loop) Run(ctx context.Context, leadership <-chan struct{}, started chan<- error) error {
 	dp, err := l.cfg.Open()
+	if err == nil {
+		l.mu.Lock()
+		l.dp = dp
+		l.status.Kind = kindOf(dp)
+		l.mu.Unlock()
+	}
 	if started != nil {
 		started <- err
 	}
 	if err != nil {
 		return fmt.Errorf("open interface: %w", err)
 	}
-	l.mu.Lock()
-	l.dp = dp
-	l.status.Kind = kindOf(dp)
-	l.mu.Unlock()
 	// Start from a clean follower state: no VIP held, interface down.
 	l.stepDown("start")
 
@@ -446,7 +452,46 @@ func (l *Loop) desired(up bool) (dataplane.Config, uint64) {
 		}
 		cfg.Peers = append(cfg.Peers, dp)
 	}
+	cfg.Peers = l.limitPeers(cfg.Peers, st)
 	return cfg, index
+}
+
+// PeerLimit is the most peers a data plane of this kind holds; 0 means no
+// limit worth checking.
+func PeerLimit(kind string) int {
+	if kind == dataplane.KindUserspace {
+		return dataplane.MaxUserspacePeers
+	}
+	return 0
+}
+
+// limitPeers keeps an interface working when the registry holds more enabled
+// peers than the data plane can: the oldest peers (by creation time) are
+// configured, the rest are left off and an error says how many. The API
+// refuses peers beyond the limit, so this happens only when a node with a
+// larger limit accepted them.
+func (l *Loop) limitPeers(peers []dataplane.Peer, st *fsm.FSM) []dataplane.Peer {
+	limit := l.cfg.PeerLimit
+	if limit == 0 {
+		limit = PeerLimit(l.Status().Kind)
+	}
+	over := 0
+	if limit > 0 && len(peers) > limit {
+		created := make(map[string]time.Time, len(peers))
+		for _, p := range st.Peers() {
+			created[p.PublicKey] = p.CreatedAt
+		}
+		slices.SortStableFunc(peers, func(a, b dataplane.Peer) int {
+			return created[a.PublicKey].Compare(created[b.PublicKey])
+		})
+		over = len(peers) - limit
+		peers = peers[:limit]
+	}
+	if prev := l.overLimit.Swap(int64(over)); prev != int64(over) && over > 0 {
+		l.log.Error("more enabled peers than the data plane holds: the newest are left off the interface",
+			"enabled", limit+over, "limit", limit, "left_off", over)
+	}
+	return peers
 }
 
 // initiateHandshakes sends a handshake initiation to every enabled peer with

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -178,9 +179,14 @@ type harness struct {
 }
 
 func start(t *testing.T, n *fakeNode, sync bool) *harness {
+	return startWith(t, n, sync, nil)
+}
+
+// startWith starts a loop whose Config edit may change first.
+func startWith(t *testing.T, n *fakeNode, sync bool, edit func(*Config)) *harness {
 	h := &harness{node: n, vips: &fakeVIPs{}, lead: make(chan struct{}, 1), done: make(chan struct{})}
 	h.dp = &fakeDP{}
-	h.loop = New(Config{
+	cfg := Config{
 		Node: n,
 		Open: func() (Dataplane, error) {
 			h.opens.Add(1)
@@ -192,7 +198,11 @@ func start(t *testing.T, n *fakeNode, sync bool) *harness {
 		VIPs:                h.vips,
 		Tick:                20 * time.Millisecond,
 		DisableEndpointSync: !sync,
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	h.loop = New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	started := make(chan error, 1)
@@ -320,5 +330,34 @@ func TestEndpointSyncRecordsChanges(t *testing.T) {
 	}
 	if p, _ := n.state.Peer("never"); p.Endpoint != "203.0.113.9:5555" {
 		t.Fatalf("state %+v", p)
+	}
+}
+
+// More enabled peers than the data plane holds: the oldest are configured,
+// the newest left off, and the leader keeps serving (no handover: every
+// node would fail alike).
+func TestPeerLimitKeepsOldestPeers(t *testing.T) {
+	n := newNode(t) // three enabled peers created at t0
+	n.apply(fsm.CmdAddPeer, fsm.AddPeer{Name: "newest", PublicKey: key(60), Enabled: true, At: t0.Add(time.Hour)})
+	h := startWith(t, n, false, func(c *Config) { c.PeerLimit = 3 })
+	n.leader.Store(true)
+	h.lead <- struct{}{}
+	poll(t, "takeover", func() bool { _, up, _ := h.dp.snapshot(); return up && h.vips.isHeld() })
+	cfg, _, _ := h.dp.snapshot()
+	if len(cfg.Peers) != 3 || slices.ContainsFunc(cfg.Peers, func(p dataplane.Peer) bool { return p.PublicKey == key(60) }) {
+		t.Fatalf("peers on the interface: %+v", cfg.Peers)
+	}
+	// Disabling an old peer makes room for the newest.
+	n.apply(fsm.CmdUpdatePeer, fsm.UpdatePeer{Name: "old", Enabled: new(bool), At: t0})
+	h.loop.Wake()
+	poll(t, "newest peer configured", func() bool {
+		cfg, _, _ := h.dp.snapshot()
+		return len(cfg.Peers) == 3 && slices.ContainsFunc(cfg.Peers, func(p dataplane.Peer) bool { return p.PublicKey == key(60) })
+	})
+	if n.handovers.Load() != 0 {
+		t.Fatal("the leader handed over because of the peer limit")
+	}
+	if PeerLimit(dataplane.KindUserspace) != dataplane.MaxUserspacePeers || PeerLimit(dataplane.KindKernel) != 0 {
+		t.Fatal("PeerLimit by kind")
 	}
 }
