@@ -73,3 +73,22 @@ func BenchmarkSnapshot100k(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDigest100k measures the first digest after a write (a full
+// encode) and a repeated one (cached) on a 100,000-peer registry.
+func BenchmarkDigest100k(b *testing.B) {
+	h := filled(b, 100_000)
+	b.Run("after-write", func(b *testing.B) {
+		for b.Loop() {
+			h.f.mu.Lock()
+			h.f.gen++ // what an applied command does to the cache
+			h.f.mu.Unlock()
+			h.f.Digest()
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		for b.Loop() {
+			h.f.Digest()
+		}
+	})
+}

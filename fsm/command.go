@@ -26,6 +26,9 @@ const (
 	CmdAddAdminToken    CommandType = 9
 	CmdRevokeAdminToken CommandType = 10
 	CmdUpdateSettings   CommandType = 11
+	// CmdSetNodeCert is ignorable: an older node does not track node
+	// certificates (and so does not refuse revoked ones) but stays in step.
+	CmdSetNodeCert CommandType = IgnorableFlag | 12
 
 	// IgnorableFlag marks a command type that older nodes may ignore.
 	IgnorableFlag CommandType = 0x80
@@ -55,6 +58,8 @@ func (t CommandType) String() string {
 		return "revoke-admin-token"
 	case CmdUpdateSettings:
 		return "update-settings"
+	case CmdSetNodeCert:
+		return "set-node-cert"
 	}
 	return fmt.Sprintf("type-%d", uint8(t))
 }
@@ -106,10 +111,21 @@ type RegisterNode struct {
 	At       time.Time `json:"at"`
 }
 
-// RemoveNode forgets a node.
+// RemoveNode forgets a node and revokes its certificate.
 type RemoveNode struct {
 	ID string    `json:"id"`
 	At time.Time `json:"at"`
+}
+
+// SetNodeCert records the certificate the cluster CA issued to node ID,
+// identified by the hex SHA-256 of its DER encoding. A different certificate
+// recorded for the node before is revoked: the node holds a new identity. A
+// revoked certificate cannot be recorded again.
+type SetNodeCert struct {
+	ID          string    `json:"id"`
+	Fingerprint string    `json:"fingerprint"`
+	NotAfter    time.Time `json:"not_after,omitzero"`
+	At          time.Time `json:"at"`
 }
 
 // AddPeer creates a peer. Without Addresses, the peer gets the lowest free

@@ -21,8 +21,12 @@ import (
 
 // FSM is the replicated state machine.
 type FSM struct {
-	mu sync.RWMutex // guards st
-	st *state
+	mu  sync.RWMutex // guards st, gen
+	st  *state
+	gen uint64 // counts the state versions: successful applies and restores
+
+	digestMu    sync.Mutex // serializes Digest; guards digestCache
+	digestCache digestCache
 
 	onChange func(CommandType) // called after each applied command, outside mu
 }
@@ -42,6 +46,8 @@ type state struct {
 	nodes       map[string]Node
 	tokens      map[string]AdminToken // by ID
 	peers       map[string]*Peer
+	certs       map[string]NodeCert    // by node ID
+	revoked     map[string]RevokedCert // by fingerprint
 
 	// Indexes derived from the fields above.
 	byKey      map[string]string     // public key -> peer name
@@ -61,6 +67,8 @@ func newState() *state {
 		nodes:     map[string]Node{},
 		tokens:    map[string]AdminToken{},
 		peers:     map[string]*Peer{},
+		certs:     map[string]NodeCert{},
+		revoked:   map[string]RevokedCert{},
 		byKey:     map[string]string{},
 		tokenIDs:  map[string]string{},
 		addrOwner: map[netip.Addr]string{},
@@ -84,6 +92,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	res := f.st.apply(t, body)
 	if _, isErr := res.(error); !isErr {
 		f.st.lastIndex = l.Index
+		f.gen++
 	}
 	f.mu.Unlock()
 	if _, isErr := res.(error); !isErr && f.onChange != nil {
@@ -129,6 +138,8 @@ func (s *state) apply(t CommandType, body json.RawMessage) any {
 		return run(body, s.applyRevokeAdminToken)
 	case CmdUpdateSettings:
 		return run(body, s.applyUpdateSettings)
+	case CmdSetNodeCert:
+		return run(body, s.applySetNodeCert)
 	}
 	if t&IgnorableFlag != 0 {
 		return nil
@@ -181,6 +192,9 @@ func ValidateSettings(st *Settings) error {
 	for _, v := range st.VIPs {
 		if !v.IsValid() || v.Addr().Zone() != "" || v.Addr().Is4In6() {
 			return fmt.Errorf("%w: VIP %s is not a valid address with prefix", ErrInvalid, v)
+		}
+		if !v.Addr().IsGlobalUnicast() {
+			return fmt.Errorf("%w: VIP %s is not a unicast address", ErrInvalid, v)
 		}
 		if v.Addr().Is4() {
 			v4++
@@ -272,12 +286,53 @@ func (s *state) applyRegisterNode(c RegisterNode) any {
 }
 
 func (s *state) applyRemoveNode(c RemoveNode) any {
-	if _, ok := s.nodes[c.ID]; !ok {
+	_, known := s.nodes[c.ID]
+	cert, hasCert := s.certs[c.ID]
+	if !known && !hasCert {
 		return fmt.Errorf("%w: node %q", ErrNotFound, c.ID)
 	}
 	delete(s.nodes, c.ID)
+	if hasCert {
+		s.revoke(cert, c.At)
+		delete(s.certs, c.ID)
+	}
 	s.touch(c.At)
 	return nil
+}
+
+func (s *state) applySetNodeCert(c SetNodeCert) any {
+	if err := ValidateName(c.ID); err != nil {
+		return fmt.Errorf("node id: %w", err)
+	}
+	if err := ValidateFingerprint(c.Fingerprint); err != nil {
+		return err
+	}
+	if _, ok := s.revoked[c.Fingerprint]; ok {
+		return fmt.Errorf("%w: certificate %s was revoked", ErrInvalid, c.Fingerprint[:16])
+	}
+	for id, nc := range s.certs {
+		if id != c.ID && nc.Fingerprint == c.Fingerprint {
+			return fmt.Errorf("%w: certificate %s belongs to node %q", ErrDuplicateKey, c.Fingerprint[:16], id)
+		}
+	}
+	if old, ok := s.certs[c.ID]; ok && old.Fingerprint != c.Fingerprint {
+		s.revoke(old, c.At)
+	}
+	s.certs[c.ID] = NodeCert{NodeID: c.ID, Fingerprint: c.Fingerprint, NotAfter: c.NotAfter, IssuedAt: c.At}
+	s.touch(c.At)
+	return nil
+}
+
+// revoke adds a node certificate to the revoked set, and drops revoked
+// certificates that have expired by now (TLS refuses those anyway), so the
+// set does not grow without bound.
+func (s *state) revoke(nc NodeCert, now time.Time) {
+	for fp, r := range s.revoked {
+		if !r.NotAfter.IsZero() && r.NotAfter.Before(now) {
+			delete(s.revoked, fp)
+		}
+	}
+	s.revoked[nc.Fingerprint] = RevokedCert{Fingerprint: nc.Fingerprint, NodeID: nc.NodeID, NotAfter: nc.NotAfter, RevokedAt: now}
 }
 
 func (s *state) poolFor(a netip.Addr) (int, *pool) {
@@ -702,6 +757,48 @@ func (f *FSM) AdminTokens() []AdminToken {
 	}
 	f.mu.RUnlock()
 	slices.SortFunc(out, func(a, b AdminToken) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// NodeCert returns the certificate recorded for node id.
+func (f *FSM) NodeCert(id string) (NodeCert, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	c, ok := f.st.certs[id]
+	return c, ok
+}
+
+// NodeCerts returns the recorded node certificates sorted by node ID.
+func (f *FSM) NodeCerts() []NodeCert {
+	f.mu.RLock()
+	out := make([]NodeCert, 0, len(f.st.certs))
+	for _, c := range f.st.certs {
+		out = append(out, c)
+	}
+	f.mu.RUnlock()
+	slices.SortFunc(out, func(a, b NodeCert) int { return strings.Compare(a.NodeID, b.NodeID) })
+	return out
+}
+
+// CertRevoked reports whether the node certificate with this fingerprint
+// (hex SHA-256 of its DER encoding) has been revoked. It is cheap: the TLS
+// layers call it on every handshake.
+func (f *FSM) CertRevoked(fingerprint string) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	_, ok := f.st.revoked[fingerprint]
+	return ok
+}
+
+// RevokedCerts returns the revoked node certificates sorted by fingerprint.
+func (f *FSM) RevokedCerts() []RevokedCert {
+	f.mu.RLock()
+	out := make([]RevokedCert, 0, len(f.st.revoked))
+	for _, r := range f.st.revoked {
+		out = append(out, r)
+	}
+	f.mu.RUnlock()
+	slices.SortFunc(out, func(a, b RevokedCert) int { return strings.Compare(a.Fingerprint, b.Fingerprint) })
 	return out
 }
 

@@ -44,7 +44,14 @@ func randomCommand(r *rand.Rand, i int) (CommandType, any) {
 			{Name: name, Endpoint: fmt.Sprintf("198.51.100.%d:%d", r.IntN(250), 1000+r.IntN(100)), LastHandshake: at},
 		}}
 	case 8:
-		return CmdRegisterNode, RegisterNode{ID: fmt.Sprintf("n%d", r.IntN(5)), RaftAddr: "127.0.0.1:7000", APIAddr: fmt.Sprintf("127.0.0.1:%d", 7000+r.IntN(9)), At: at}
+		id := fmt.Sprintf("n%d", r.IntN(5))
+		switch r.IntN(3) {
+		case 0:
+			return CmdSetNodeCert, SetNodeCert{ID: id, Fingerprint: fp(r.IntN(12)), NotAfter: at.Add(time.Duration(r.IntN(20)) * time.Second), At: at}
+		case 1:
+			return CmdRemoveNode, RemoveNode{ID: id, At: at}
+		}
+		return CmdRegisterNode, RegisterNode{ID: id, RaftAddr: "127.0.0.1:7000", APIAddr: fmt.Sprintf("127.0.0.1:%d", 7000+r.IntN(9)), At: at}
 	default:
 		if r.IntN(2) == 0 {
 			return CmdAddAdminToken, AddAdminToken{Token: AdminToken{ID: fmt.Sprintf("t%d", r.IntN(6)), Hash: fmt.Sprintf("h%d", r.IntN(6))}, At: at}

@@ -38,6 +38,10 @@ type snapMeta struct {
 	LastIndex   uint64       `json:"last_index"`
 	LastTime    time.Time    `json:"last_time"`
 	Peers       int          `json:"peers"`
+	// Added after the first release: snapshots without them load with no
+	// recorded or revoked node certificates.
+	NodeCerts    []NodeCert    `json:"node_certs,omitempty"`
+	RevokedCerts []RevokedCert `json:"revoked_certs,omitempty"`
 }
 
 type snapshot struct {
@@ -68,6 +72,12 @@ func (s *state) snapshot() *snapshot {
 	for _, t := range s.tokens {
 		sn.meta.Tokens = append(sn.meta.Tokens, t)
 	}
+	for _, c := range s.certs {
+		sn.meta.NodeCerts = append(sn.meta.NodeCerts, c)
+	}
+	for _, r := range s.revoked {
+		sn.meta.RevokedCerts = append(sn.meta.RevokedCerts, r)
+	}
 	sn.peers = make([]*Peer, 0, len(s.peers))
 	for _, p := range s.peers {
 		sn.peers = append(sn.peers, p)
@@ -79,6 +89,8 @@ func (s *state) snapshot() *snapshot {
 func (sn *snapshot) WriteTo(w io.Writer) (int64, error) {
 	slices.SortFunc(sn.meta.Nodes, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
 	slices.SortFunc(sn.meta.Tokens, func(a, b AdminToken) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(sn.meta.NodeCerts, func(a, b NodeCert) int { return strings.Compare(a.NodeID, b.NodeID) })
+	slices.SortFunc(sn.meta.RevokedCerts, func(a, b RevokedCert) int { return strings.Compare(a.Fingerprint, b.Fingerprint) })
 	slices.SortFunc(sn.peers, func(a, b *Peer) int { return strings.Compare(a.Name, b.Name) })
 	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 1<<16)
@@ -128,6 +140,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.st = st
+	f.gen++
 	f.mu.Unlock()
 	if f.onChange != nil {
 		f.onChange(0)
@@ -179,6 +192,9 @@ func readSnapshot(r io.Reader) (*state, error) {
 		st.tokens[t.ID] = t
 		st.tokenIDs[t.Hash] = t.ID
 	}
+	if err := st.restoreCerts(m.NodeCerts, m.RevokedCerts); err != nil {
+		return nil, err
+	}
 	if st.initialized {
 		if err := ValidateSettings(&st.settings); err != nil {
 			return nil, fmt.Errorf("snapshot settings: %w", err)
@@ -202,6 +218,38 @@ func readSnapshot(r io.Reader) (*state, error) {
 		pl.reset(st.addrOwner)
 	}
 	return st, nil
+}
+
+// restoreCerts loads the node certificates and the revoked set, refusing
+// entries that would make a node's certificate ambiguous.
+func (s *state) restoreCerts(certs []NodeCert, revoked []RevokedCert) error {
+	for _, r := range revoked {
+		if err := ValidateFingerprint(r.Fingerprint); err != nil {
+			return fmt.Errorf("snapshot revoked certificate: %w", err)
+		}
+		s.revoked[r.Fingerprint] = r
+	}
+	owner := map[string]string{}
+	for _, c := range certs {
+		if err := ValidateName(c.NodeID); err != nil {
+			return fmt.Errorf("snapshot node certificate: node id: %w", err)
+		}
+		if err := ValidateFingerprint(c.Fingerprint); err != nil {
+			return fmt.Errorf("snapshot node certificate of %q: %w", c.NodeID, err)
+		}
+		if _, ok := s.certs[c.NodeID]; ok {
+			return fmt.Errorf("snapshot node certificate: %w: node %q twice", ErrDuplicateName, c.NodeID)
+		}
+		if o, ok := owner[c.Fingerprint]; ok {
+			return fmt.Errorf("snapshot node certificate: %w: nodes %q and %q hold the same certificate", ErrDuplicateKey, o, c.NodeID)
+		}
+		if _, ok := s.revoked[c.Fingerprint]; ok {
+			return fmt.Errorf("snapshot node certificate of %q: %w: it is also revoked", c.NodeID, ErrInvalid)
+		}
+		owner[c.Fingerprint] = c.NodeID
+		s.certs[c.NodeID] = c
+	}
+	return nil
 }
 
 // checkRestoredPeer makes sure a peer from a snapshot cannot corrupt the

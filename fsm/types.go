@@ -73,6 +73,29 @@ type Node struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// NodeCert is the certificate the cluster CA last issued to a node (at join,
+// or the bootstrap node's own). The cluster knows it to revoke it when the
+// node is removed or receives a new certificate.
+type NodeCert struct {
+	NodeID string `json:"node_id"`
+	// Fingerprint is the hex SHA-256 of the certificate's DER encoding.
+	Fingerprint string    `json:"fingerprint"`
+	NotAfter    time.Time `json:"not_after,omitzero"`
+	IssuedAt    time.Time `json:"issued_at"`
+}
+
+// RevokedCert is a node certificate that no node accepts any more: its node
+// was removed, or was issued a new certificate.
+type RevokedCert struct {
+	Fingerprint string `json:"fingerprint"`
+	NodeID      string `json:"node_id"`
+	// NotAfter is the certificate's own expiry (zero when unknown): once it
+	// has passed, TLS refuses the certificate anyway and the entry is
+	// dropped.
+	NotAfter  time.Time `json:"not_after,omitzero"`
+	RevokedAt time.Time `json:"revoked_at"`
+}
+
 // AdminToken is an admin API token; only its hash is kept.
 type AdminToken struct {
 	ID        string    `json:"id"`

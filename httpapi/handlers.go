@@ -87,8 +87,16 @@ func (s *Server) health(w http.ResponseWriter, r *request) error {
 }
 
 func (s *Server) node(w http.ResponseWriter, r *request) error {
-	writeJSON(w, http.StatusOK, s.b.Status())
+	writeJSON(w, http.StatusOK, s.status())
 	return nil
+}
+
+// status is the node's own status with the digest of its replicated state
+// (computed once per applied command, so cheap to ask for repeatedly).
+func (s *Server) status() NodeStatus {
+	st := s.b.Status()
+	st.StateIndex, st.StateDigest = s.b.State().Digest()
+	return st
 }
 
 // cluster asks every member for its own status, in parallel, briefly.
@@ -97,7 +105,7 @@ func (s *Server) cluster(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	self := s.b.Status()
+	self := s.status()
 	out := ClusterStatus{LeaderID: self.LeaderID, Term: self.Term, Nodes: make([]ClusterNode, len(servers))}
 	var wg sync.WaitGroup
 	for i, srv := range servers {
@@ -218,21 +226,36 @@ func (s *Server) removeNode(w http.ResponseWriter, r *request) error {
 	if id == s.b.NodeID() {
 		return errorf(http.StatusConflict, "is_leader", "node %q is the leader: transfer leadership first (raftguard cluster transfer-leader)", id)
 	}
-	if err := s.checkMember(id); err != nil {
-		if _, known := s.b.State().Node(id); !known {
-			return err
-		}
+	// Each step below is skipped once done, so a retry after a failure
+	// (leadership lost midway) finishes the removal.
+	st := s.b.State()
+	known := func() bool {
+		_, registered := st.Node(id)
+		_, hasCert := st.NodeCert(id)
+		return registered || hasCert
+	}
+	hasToken := func() bool {
+		return slices.ContainsFunc(st.AdminTokens(), func(t fsm.AdminToken) bool { return t.ID == NodeTokenID(id) })
+	}
+	if err := s.checkMember(id); err != nil && !known() && !hasToken() {
+		return err
 	}
 	if err := s.b.RemoveServer(id); err != nil {
 		return err
 	}
-	if _, known := s.b.State().Node(id); known {
+	// Forgetting the node also revokes its certificate: every node then
+	// refuses it on the Raft port and the API.
+	if known() {
 		if _, err := s.apply(w, fsm.CmdRemoveNode, fsm.RemoveNode{ID: id, At: time.Now().UTC()}); err != nil {
 			return err
 		}
 	}
 	// The node's own admin token goes with it.
-	_, _ = s.b.Apply(fsm.CmdRevokeAdminToken, fsm.RevokeAdminToken{ID: NodeTokenID(id), At: time.Now().UTC()})
+	if hasToken() {
+		if _, err := s.apply(w, fsm.CmdRevokeAdminToken, fsm.RevokeAdminToken{ID: NodeTokenID(id), At: time.Now().UTC()}); err != nil && !errors.Is(err, fsm.ErrNotFound) {
+			return err
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -390,6 +413,16 @@ func (s *Server) joinCertificate(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	now := time.Now().UTC()
+	// Record the certificate before handing it out, so that removing the
+	// node revokes it. A certificate issued to this node id before (a
+	// retried or repeated join) is revoked by this.
+	parsed, err := pki.ParseCertPEM(cert)
+	if err != nil {
+		return fmt.Errorf("issued certificate: %w", err)
+	}
+	if _, err := s.b.Apply(fsm.CmdSetNodeCert, fsm.SetNodeCert{ID: req.NodeID, Fingerprint: pki.Fingerprint(parsed), NotAfter: parsed.NotAfter.UTC(), At: now}); err != nil {
+		return err
+	}
 	id := NodeTokenID(req.NodeID)
 	if _, err := s.b.Apply(fsm.CmdRevokeAdminToken, fsm.RevokeAdminToken{ID: id, At: now}); err != nil && !errors.Is(err, fsm.ErrNotFound) {
 		return err

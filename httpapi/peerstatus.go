@@ -9,7 +9,7 @@ import (
 // for its own status.
 func (s *Server) MemberStatus(ctx context.Context, id string) (NodeStatus, error) {
 	if id == s.b.NodeID() {
-		return s.b.Status(), nil
+		return s.status(), nil
 	}
 	n, ok := s.b.State().Node(id)
 	if !ok || n.APIAddr == "" {

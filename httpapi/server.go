@@ -240,6 +240,10 @@ func (s *Server) handle(pattern string, acc access, k kind, h handlerFunc, opts 
 
 func (s *Server) serve(w http.ResponseWriter, hr *http.Request, rt *route) {
 	w.Header().Set(HeaderNode, s.b.NodeID())
+	if err := s.checkClientCert(hr); err != nil {
+		writeError(w, err)
+		return
+	}
 	// Authenticate before reading the body, so that no unauthenticated
 	// caller makes the node buffer a large body.
 	switch rt.acc {
@@ -320,6 +324,24 @@ func (s *Server) authenticate(r *http.Request, needToken bool) error {
 	}
 	s.limit.fail(src)
 	return ErrUnauthorized
+}
+
+// checkClientCert refuses a request made with a node certificate the
+// cluster has revoked (its node was removed, or holds a newer certificate),
+// whatever else the request carries: such a certificate neither stands in
+// for a token nor marks a forwarded request. The TLS layer has already
+// checked that a presented certificate chains to the cluster CA.
+func (s *Server) checkClientCert(r *http.Request) error {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return nil
+	}
+	if err := pki.CheckRevoked(r.TLS.PeerCertificates, s.b.State().CertRevoked); err != nil {
+		s.log.Warn("refused a revoked node certificate", "source", sourceIP(r), "err", err)
+		return errorf(http.StatusForbidden, "certificate_revoked",
+			"the client certificate of node %q was revoked when the node was removed from the cluster (or given a new certificate); wipe the node's data dir and join it again",
+			r.TLS.PeerCertificates[0].Subject.CommonName)
+	}
+	return nil
 }
 
 func (s *Server) tokenValid(tok string) bool {
@@ -565,18 +587,24 @@ func (s *Server) apply(w http.ResponseWriter, t fsm.CommandType, body any) (any,
 	return res, nil
 }
 
-// decode parses a JSON body strictly: unknown fields and trailing data are
-// errors.
+// decode parses a JSON body strictly: it must be one object; unknown
+// fields and trailing data are errors.
 func decode(r *request, v any) error {
-	if len(bytes.TrimSpace(r.body)) == 0 {
+	trimmed := bytes.TrimSpace(r.body)
+	if len(trimmed) == 0 {
 		return errorf(http.StatusBadRequest, "invalid", "request body is empty; send a JSON object")
+	}
+	if trimmed[0] != '{' {
+		return errorf(http.StatusBadRequest, "invalid", "request body is not a JSON object")
 	}
 	d := json.NewDecoder(bytes.NewReader(r.body))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
 		return errorf(http.StatusBadRequest, "invalid", "malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
-	if d.More() {
+	// More is false before a stray '}' or ']': only the end of the body
+	// may follow the object.
+	if _, err := d.Token(); err != io.EOF {
 		return errorf(http.StatusBadRequest, "invalid", "malformed JSON: data after the object")
 	}
 	return nil

@@ -30,6 +30,12 @@ type NodeStatus struct {
 	InterfaceUp  bool   `json:"interface_up"`
 	VIPHolder    bool   `json:"vip_holder"`
 	Version      string `json:"version"`
+	// StateDigest is the hex SHA-256 of the node's replicated state (its
+	// snapshot encoding) at StateIndex, the index of the last command its
+	// state machine applied. Nodes holding the same applied state report
+	// the same digest.
+	StateDigest string `json:"state_digest"`
+	StateIndex  uint64 `json:"state_index"`
 }
 
 // ClusterNode is one member in GET /v1/cluster.

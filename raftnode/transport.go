@@ -3,6 +3,7 @@ package raftnode
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,7 +32,9 @@ var _ raft.StreamLayer = (*tlsStreamLayer)(nil)
 // client or one without a certificate from the cluster CA is refused and
 // closed, and raft's accept loop is not disturbed. Dial completes the
 // handshake before returning, so a peer with a foreign certificate fails at
-// dial time.
+// dial time. Certificate revocation is part of the TLS configs' verification;
+// CloseConnections drops connections already open with a certificate revoked
+// since.
 type tlsStreamLayer struct {
 	ln        net.Listener
 	advertise net.Addr
@@ -39,7 +42,7 @@ type tlsStreamLayer struct {
 	clientTLS *tls.Config
 	logger    *slog.Logger
 
-	conns   chan net.Conn // handshaken inbound connections for Accept
+	conns   chan *tls.Conn // handshaken inbound connections for Accept
 	ctx     context.Context
 	cancel  context.CancelFunc
 	pending chan struct{} // semaphore of in-flight inbound handshakes
@@ -49,17 +52,62 @@ type tlsStreamLayer struct {
 	refused atomic.Uint64
 
 	connMu sync.Mutex
-	live   map[*trackedConn]struct{} // accepted connections not yet closed; guarded by connMu
+	live   map[*trackedConn]struct{} // open accepted and dialled connections; guarded by connMu
 	closed bool                      // guarded by connMu
 }
 
-// trackedConn is an accepted connection that the layer closes when it is
-// closed itself, so a shut-down node drops its inbound connections at once
-// instead of waiting for peers to notice.
+// trackedConn is an accepted or dialled connection. The layer closes the
+// accepted ones when it is closed itself, so a shut-down node drops its
+// inbound connections at once instead of waiting for peers to notice, and
+// CloseConnections closes those whose peer certificate has been revoked.
 type trackedConn struct {
 	net.Conn
-	s    *tlsStreamLayer
-	once sync.Once
+	s        *tlsStreamLayer
+	peer     *x509.Certificate // the other side's leaf certificate
+	accepted bool
+	once     sync.Once
+}
+
+// track wraps a handshaken TLS connection and records it as open. It fails
+// once the layer is closed.
+func (s *tlsStreamLayer) track(c *tls.Conn, accepted bool) (*trackedConn, error) {
+	tc := &trackedConn{Conn: c, s: s, accepted: accepted}
+	if pc := c.ConnectionState().PeerCertificates; len(pc) > 0 {
+		tc.peer = pc[0]
+	}
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.closed {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	s.live[tc] = struct{}{}
+	return tc, nil
+}
+
+// closeMatching closes the open connections whose peer certificate matches
+// and returns how many it closed.
+func (s *tlsStreamLayer) closeMatching(match func(*x509.Certificate) bool) int {
+	s.connMu.Lock()
+	var hit []*trackedConn
+	for c := range s.live {
+		if c.peer != nil && match(c.peer) {
+			hit = append(hit, c)
+		}
+	}
+	s.connMu.Unlock()
+	for _, c := range hit {
+		c.Close()
+	}
+	return len(hit)
+}
+
+// CloseConnections closes the open Raft connections, accepted and dialled,
+// whose peer presented a certificate that match reports (a certificate
+// revoked since the connection was made), and returns how many it closed.
+// Raft dials again where it needs to, and the TLS handshake decides.
+func (n *Node) CloseConnections(match func(*x509.Certificate) bool) int {
+	return n.stream.closeMatching(match)
 }
 
 // Close closes the connection and forgets it.
@@ -100,7 +148,7 @@ func newTLSStreamLayer(bind, advertise string, serverTLS, clientTLS *tls.Config,
 		serverTLS: serverTLS,
 		clientTLS: clientTLS,
 		logger:    logger,
-		conns:     make(chan net.Conn),
+		conns:     make(chan *tls.Conn),
 		ctx:       ctx,
 		cancel:    cancel,
 		pending:   make(chan struct{}, maxPendingHandshakes),
@@ -188,15 +236,10 @@ func (s *tlsStreamLayer) handshake(c net.Conn) {
 func (s *tlsStreamLayer) Accept() (net.Conn, error) {
 	select {
 	case c := <-s.conns:
-		tc := &trackedConn{Conn: c, s: s}
-		s.connMu.Lock()
-		if s.closed {
-			s.connMu.Unlock()
-			c.Close()
-			return nil, net.ErrClosed
+		tc, err := s.track(c, true)
+		if err != nil {
+			return nil, err
 		}
-		s.live[tc] = struct{}{}
-		s.connMu.Unlock()
 		return tc, nil
 	case <-s.ctx.Done():
 		return nil, net.ErrClosed
@@ -204,7 +247,8 @@ func (s *tlsStreamLayer) Accept() (net.Conn, error) {
 }
 
 // Close stops accepting, aborts pending handshakes and waits for them, and
-// closes every accepted connection.
+// closes every accepted connection (raft's transport closes the ones it
+// dialled).
 func (s *tlsStreamLayer) Close() error {
 	var err error
 	s.once.Do(func() {
@@ -215,7 +259,9 @@ func (s *tlsStreamLayer) Close() error {
 		s.closed = true
 		live := make([]*trackedConn, 0, len(s.live))
 		for c := range s.live {
-			live = append(live, c)
+			if c.accepted {
+				live = append(live, c)
+			}
 		}
 		s.connMu.Unlock()
 		for _, c := range live {
@@ -243,5 +289,9 @@ func (s *tlsStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration)
 	if err != nil {
 		return nil, fmt.Errorf("dial raft peer %s: %w", address, err)
 	}
-	return c, nil
+	tc, err := s.track(c.(*tls.Conn), false)
+	if err != nil {
+		return nil, err
+	}
+	return tc, nil
 }

@@ -55,6 +55,8 @@ type Agent struct {
 	shutErr  error
 
 	leaderChanges atomic.Uint64 // new leaders observed, for metrics
+
+	certCheck chan struct{} // wakes watchRevocations (buffered, 1)
 }
 
 var _ httpapi.Backend = (*Agent)(nil)
@@ -75,7 +77,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = DefaultDataDir
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent"), stop: make(chan struct{})}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent"), stop: make(chan struct{}), certCheck: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			a.closeAll()
@@ -159,8 +161,9 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if err := a.startDataplane(); err != nil {
 		return nil, err
 	}
-	a.wg.Add(1)
+	a.wg.Add(2)
 	go a.leaderLoop()
+	go a.watchRevocations()
 	a.log.Info("node started", "node_id", a.node.NodeID, "raft_addr", a.node.RaftAdvertise, "api_addr", a.node.APIAdvertise, "version", version.Version)
 	return a, nil
 }
@@ -251,15 +254,8 @@ func hostOf(addr string) string {
 }
 
 func (a *Agent) startRaft() error {
-	serverTLS, err := a.ident.PeerServerConfig()
-	if err != nil {
-		return err
-	}
-	clientTLS, err := a.ident.PeerClientConfig()
-	if err != nil {
-		return err
-	}
 	a.state = fsm.New(func(t fsm.CommandType) {
+		a.certsChanged(t)
 		if a.loop == nil {
 			return
 		}
@@ -268,6 +264,18 @@ func (a *Agent) startRaft() error {
 		}
 		a.loop.Wake()
 	})
+	// Both sides of the Raft transport refuse certificates the replicated
+	// state has revoked (removed nodes).
+	serverTLS, err := a.ident.PeerServerConfig()
+	if err != nil {
+		return err
+	}
+	clientTLS, err := a.ident.PeerClientConfig()
+	if err != nil {
+		return err
+	}
+	serverTLS = pki.RefuseRevoked(serverTLS, a.state.CertRevoked)
+	clientTLS = pki.RefuseRevoked(clientTLS, a.state.CertRevoked)
 	t := a.cfg.Raft
 	a.raft, err = raftnode.New(raftnode.Config{
 		NodeID:             a.node.NodeID,
@@ -297,6 +305,9 @@ func (a *Agent) startAPI() error {
 	if err != nil {
 		return err
 	}
+	// Calls to other nodes refuse a revoked certificate; the API itself
+	// answers 403 to requests made with one (httpapi).
+	peerTLS = pki.RefuseRevoked(peerTLS, a.state.CertRevoked)
 	serverTLS, err := a.ident.APIServerConfig()
 	if err != nil {
 		return err
@@ -361,7 +372,7 @@ func (a *Agent) leaderDuties() error {
 			return fmt.Errorf("register node: %w", err)
 		}
 	}
-	return nil
+	return a.recordOwnCert()
 }
 
 // checkAddresses warns (once) when a follower now advertises addresses other

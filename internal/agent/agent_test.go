@@ -212,16 +212,20 @@ func TestTransferLeadershipAndRemove(t *testing.T) {
 	if l := tc.Leader(); l == nil || l.NodeID() != "n2" {
 		t.Fatalf("leader is %v", l)
 	}
-	status, body, _ = c.Call("GET", "/v1/cluster", nil)
-	var st httpapi.ClusterStatus
-	if status != http.StatusOK || json.Unmarshal(body, &st) != nil || st.LeaderID != "n2" || len(st.Nodes) != 3 {
-		t.Fatalf("cluster status: %d %s", status, body)
-	}
-	for _, n := range st.Nodes {
-		if !n.Reachable {
-			t.Fatalf("node %s unreachable: %s", n.NodeID, n.Error)
+	// n3 learns of the new leader with its first heartbeat: poll.
+	agenttest.Eventually(t, 5*time.Second, func() error {
+		status, body, _ := c.Call("GET", "/v1/cluster", nil)
+		var st httpapi.ClusterStatus
+		if status != http.StatusOK || json.Unmarshal(body, &st) != nil || st.LeaderID != "n2" || len(st.Nodes) != 3 {
+			return fmt.Errorf("cluster status: %d %s", status, body)
 		}
-	}
+		for _, n := range st.Nodes {
+			if !n.Reachable {
+				return fmt.Errorf("node %s unreachable: %s", n.NodeID, n.Error)
+			}
+		}
+		return nil
+	})
 	if status, body, _ := c.Call("DELETE", "/v1/cluster/nodes/n1", nil); status != http.StatusNoContent {
 		t.Fatalf("remove: %d %s", status, body)
 	}
