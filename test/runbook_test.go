@@ -463,7 +463,7 @@ type statusRow struct {
 	Node, Role, Voter, Raft, API string
 	Last, Applied                uint64
 	VIP                          bool
-	Interface                    string
+	Interface, State             string
 }
 
 var statusHead = regexp.MustCompile(`^leader: (\S+)\s+term: (\d+)\s+VIP holder: (\S+)$`)
@@ -489,14 +489,14 @@ func parseStatus(out string) (statusTable, error) {
 		switch {
 		case len(f) == 0:
 		case f[0] == "NODE":
-			if strings.Join(f, " ") != "NODE ROLE VOTER RAFT API LAST APPLIED VIP INTERFACE" {
+			if strings.Join(f, " ") != "NODE ROLE VOTER RAFT API LAST APPLIED VIP INTERFACE STATE" {
 				return st, fmt.Errorf("columns %q", l)
 			}
 			header = true
-		case !header || len(f) != 9:
+		case !header || len(f) != 10:
 			return st, fmt.Errorf("row %q", l)
 		default:
-			r := statusRow{Node: f[0], Role: f[1], Voter: f[2], Raft: f[3], API: f[4], VIP: f[7] == "yes", Interface: f[8]}
+			r := statusRow{Node: f[0], Role: f[1], Voter: f[2], Raft: f[3], API: f[4], VIP: f[7] == "yes", Interface: f[8], State: f[9]}
 			r.Last, _ = strconv.ParseUint(f[5], 10, 64)
 			r.Applied, _ = strconv.ParseUint(f[6], 10, 64)
 			st.Rows = append(st.Rows, r)
@@ -530,6 +530,7 @@ func serving(n int, down ...string) func(statusTable) error {
 			return fmt.Errorf("leader %q, VIP holder %q", st.Leader, st.VIPHolder)
 		}
 		var applied uint64
+		var state string
 		for _, r := range st.Rows {
 			if slices.Contains(down, r.Node) {
 				if r.Role != "unreachable" {
@@ -548,10 +549,13 @@ func serving(n int, down ...string) func(statusTable) error {
 				return fmt.Errorf("%s (%s): VIP %v, interface %s", r.Node, r.Role, r.VIP, r.Interface)
 			}
 			if applied == 0 {
-				applied = r.Applied
+				applied, state = r.Applied, r.State
 			}
 			if r.Applied == 0 || r.Applied != applied {
 				return fmt.Errorf("APPLIED differs: %s at %d, another node at %d", r.Node, r.Applied, applied)
+			}
+			if r.State == "-" || r.State != state {
+				return fmt.Errorf("STATE differs: %s has %s, another node %s", r.Node, r.State, state)
 			}
 		}
 		return nil

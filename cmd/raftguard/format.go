@@ -104,7 +104,7 @@ func formatCreatedPeer(r httpapi.CreatePeerResponse) (stdout, note string) {
 func formatCluster(st httpapi.ClusterStatus) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "leader: %s   term: %d   VIP holder: %s\n\n", orDash(st.LeaderID), st.Term, orDash(st.VIPHolder))
-	rows := [][]string{{"NODE", "ROLE", "VOTER", "RAFT", "API", "LAST", "APPLIED", "VIP", "INTERFACE"}}
+	rows := [][]string{{"NODE", "ROLE", "VOTER", "RAFT", "API", "LAST", "APPLIED", "VIP", "INTERFACE", "STATE"}}
 	for _, n := range st.Nodes {
 		role, iface := n.Role, "down"
 		if !n.Reachable {
@@ -117,10 +117,19 @@ func formatCluster(st httpapi.ClusterStatus) string {
 			iface = "none"
 		}
 		rows = append(rows, []string{n.NodeID, role, yesNo(n.Voter), orDash(n.RaftAddr), orDash(n.APIAddr),
-			fmt.Sprint(n.LastIndex), fmt.Sprint(n.AppliedIndex), yesNo(n.VIPHolder), iface})
+			fmt.Sprint(n.LastIndex), fmt.Sprint(n.AppliedIndex), yesNo(n.VIPHolder), iface, shortDigest(n.StateDigest)})
 	}
 	b.WriteString(table(rows))
 	return b.String()
+}
+
+// shortDigest is the first 12 hex digits of a state digest: enough to see
+// at a glance whether the replicas agree.
+func shortDigest(d string) string {
+	if len(d) > 12 {
+		return d[:12]
+	}
+	return orDash(d)
 }
 
 func formatTokens(tokens []httpapi.TokenView) string {

@@ -56,11 +56,11 @@ func TestFormatCreatedPeer(t *testing.T) {
 
 func TestFormatCluster(t *testing.T) {
 	st := httpapi.ClusterStatus{LeaderID: "n1", Term: 4, VIPHolder: "n1", Nodes: []httpapi.ClusterNode{
-		{NodeStatus: httpapi.NodeStatus{NodeID: "n1", Role: "leader", RaftAddr: "192.0.2.1:7000", APIAddr: "192.0.2.1:7443", LastIndex: 9, AppliedIndex: 9, VIPHolder: true, InterfaceUp: true, Dataplane: "userspace"}, Voter: true, Reachable: true},
+		{NodeStatus: httpapi.NodeStatus{NodeID: "n1", Role: "leader", RaftAddr: "192.0.2.1:7000", APIAddr: "192.0.2.1:7443", LastIndex: 9, AppliedIndex: 9, VIPHolder: true, InterfaceUp: true, Dataplane: "userspace", StateDigest: "3f1c9a0e6b2d4c8f1a7e"}, Voter: true, Reachable: true},
 		{NodeStatus: httpapi.NodeStatus{NodeID: "n2", RaftAddr: "192.0.2.2:7000"}, Voter: true},
 	}}
 	got := formatCluster(st)
-	for _, want := range []string{"leader: n1   term: 4   VIP holder: n1", "n1    leader", "n2    unreachable", "up"} {
+	for _, want := range []string{"leader: n1   term: 4   VIP holder: n1", "n1    leader", "n2    unreachable", "up", "3f1c9a0e6b2d\n", "STATE"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)
 		}
