@@ -26,7 +26,7 @@ GOFMT_FIND := find . -path ./.git -prune -o -path ./bin -prune -o -name testdata
 
 .DEFAULT_GOAL := build
 
-.PHONY: bench-failover tidy-check install demo all build test test-race lint fmt fmt-check vet staticcheck bench fuzz-seed clean tools help
+.PHONY: test-faults soak bench-compare bench-failover tidy-check install demo all build test test-race lint fmt fmt-check vet staticcheck bench fuzz-seed clean tools help
 
 all: lint test build
 
@@ -89,6 +89,22 @@ bench:
 ## bench-failover: as root, the client outage over five SIGKILLs and five transfers in the namespace lab
 bench-failover:
 	$(GO) test -run '^$$' -bench Failover -benchtime 1x -timeout 20m ./test/
+
+## test-faults: as root, the fault-injection suite: kills, partitions, SIGSTOP, snapshot install, restarts, a flapping link and a full disk, under a write workload (about 8 minutes)
+test-faults:
+	RAFTGUARD_FAULTS=1 $(GO) test -count=1 -v -run '^TestFaults' -timeout 30m ./test/
+
+## soak: as root, the fault-injection suite in its long mode (more kills and rounds, 3 minutes of flapping)
+soak:
+	RAFTGUARD_FAULTS=1 RAFTGUARD_SOAK=1 $(GO) test -count=1 -v -run '^TestFaults' -timeout 120m ./test/
+
+BENCH_REPORT ?= $(CURDIR)/bench-compare.md
+
+## bench-compare: as root, the side-by-side and scale benchmarks; tables in $(BENCH_REPORT)
+bench-compare:
+	rm -f "$(abspath $(BENCH_REPORT))"
+	RAFTGUARD_BENCH_REPORT="$(abspath $(BENCH_REPORT))" $(GO) test -run '^$$' -bench 'Compare|Scale' -benchtime 1x -timeout 90m ./test/; \
+	rc=$$?; echo "tables: $(abspath $(BENCH_REPORT))"; exit $$rc
 
 ## fuzz-seed: run every fuzz target on its seed corpus only (no fuzzing)
 fuzz-seed:

@@ -36,8 +36,8 @@ func ValidateName(name string) error {
 const KeyLen = 32
 
 // ParseKey decodes a base64 WireGuard key (public, private or preshared) and
-// refuses wrong lengths and the all-zero key. The error never echoes the
-// input, which may be a secret.
+// refuses wrong lengths, non-canonical spellings and the all-zero key. The
+// error never echoes the input, which may be a secret.
 func ParseKey(s string) ([KeyLen]byte, error) {
 	var k [KeyLen]byte
 	b, err := base64.StdEncoding.Strict().DecodeString(s)
@@ -46,6 +46,12 @@ func ParseKey(s string) ([KeyLen]byte, error) {
 	}
 	if len(b) != KeyLen {
 		return k, fmt.Errorf("%w: key is %d bytes, want %d", ErrInvalid, len(b), KeyLen)
+	}
+	// The decoder skips line breaks: refuse them, so that a key has one
+	// spelling (peers are matched by key string) and fits on one line of
+	// a WireGuard config.
+	if base64.StdEncoding.EncodeToString(b) != s {
+		return k, fmt.Errorf("%w: key is not canonical base64 (44 characters, no line breaks)", ErrInvalid)
 	}
 	copy(k[:], b)
 	if k == ([KeyLen]byte{}) {

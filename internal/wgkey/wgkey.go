@@ -31,10 +31,12 @@ func Generate() (Pair, error) {
 	return Pair{Private: base64.StdEncoding.EncodeToString(k[:]), Public: base64.StdEncoding.EncodeToString(priv.PublicKey().Bytes())}, nil
 }
 
-// Public derives the public key of a base64 private key.
+// Public derives the public key of a base64 private key. The key must be
+// in canonical form (44 characters, no line breaks, zero padding bits), as
+// WireGuard writes it.
 func Public(private string) (string, error) {
-	k, err := base64.StdEncoding.DecodeString(private)
-	if err != nil || len(k) != 32 {
+	k, err := base64.StdEncoding.Strict().DecodeString(private)
+	if err != nil || len(k) != 32 || base64.StdEncoding.EncodeToString(k) != private {
 		return "", fmt.Errorf("private key is not 32 bytes of base64")
 	}
 	priv, err := ecdh.X25519().NewPrivateKey(k)
