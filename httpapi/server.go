@@ -322,8 +322,24 @@ func (s *Server) authenticate(r *http.Request, needToken bool) error {
 	if ok && s.tokenValid(strings.TrimSpace(tok)) {
 		return nil
 	}
+	if s.catchingUp() {
+		// The token may be one this node has not replayed yet: neither
+		// refuse it nor count it as a failure.
+		return errorf(http.StatusServiceUnavailable, "not_ready", "this node is still loading the cluster's state; retry shortly")
+	}
 	s.limit.fail(src)
 	return ErrUnauthorized
+}
+
+// catchingUp reports whether the local state may lack tokens the cluster
+// has: before the state is initialized, or while a restarted node replays
+// its log.
+func (s *Server) catchingUp() bool {
+	if !s.b.State().Initialized() {
+		return true
+	}
+	r, ok := s.b.(interface{ Replaying() bool })
+	return ok && r.Replaying()
 }
 
 // checkClientCert refuses a request made with a node certificate the

@@ -43,9 +43,14 @@ type Agent struct {
 
 	// maxPeers is the data plane's peer limit, for the API (0: none).
 	maxPeers atomic.Int64
+	// replayTo is the last log index on disk at start (see Replaying).
+	replayTo uint64
+	started  time.Time
 
 	loop       *reconcile.Loop // nil with --dataplane none
 	vips       *vip.Manager
+	vipIface   string
+	recVIPs    *recordedVIPs
 	loopCancel context.CancelFunc
 	loopDone   chan struct{}
 
@@ -135,10 +140,14 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if err := writeJSONFile(filepath.Join(cfg.DataDir, nodeFileName), &a.node); err != nil {
 		return nil, fmt.Errorf("save node file: %w", err)
 	}
+	if err := a.releaseStaleVIPs(); err != nil {
+		return nil, err
+	}
 
 	if err := a.startRaft(); err != nil {
 		return nil, err
 	}
+	a.replayTo, a.started = a.raft.Stats().LastIndex, time.Now()
 	hasState := a.raft.HasState()
 	if !hasState {
 		switch {
@@ -519,6 +528,14 @@ func (a *Agent) VerifyLeader() error {
 
 // AppliedIndex is Raft's applied index on this node.
 func (a *Agent) AppliedIndex() uint64 { return a.raft.Stats().AppliedIndex }
+
+// Replaying reports whether this node is still applying the log it had on
+// disk when it started (its state may lack recent tokens and peers). An
+// uncommitted tail of that log may never be applied, so it gives up after
+// a minute.
+func (a *Agent) Replaying() bool {
+	return time.Since(a.started) < time.Minute && a.raft.Stats().AppliedIndex < a.replayTo
+}
 
 // Status is this node's own view of itself.
 func (a *Agent) Status() httpapi.NodeStatus {

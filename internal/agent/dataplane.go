@@ -16,9 +16,11 @@ import (
 	"github.com/raftguard/raftguard/vip"
 )
 
-// startDataplane starts the reconcile loop that drives the WireGuard
-// interface and the VIPs (nothing with --dataplane none).
-func (a *Agent) startDataplane() error {
+// releaseStaleVIPs opens the VIP manager and releases the VIPs a killed
+// process of this node left on the NIC, first thing at start: until Raft
+// says otherwise this node is not the leader, and another node may already
+// serve those addresses.
+func (a *Agent) releaseStaleVIPs() error {
 	if a.cfg.Dataplane == "none" {
 		return nil
 	}
@@ -37,12 +39,19 @@ func (a *Agent) startDataplane() error {
 		return fmt.Errorf("VIP interface %s: %w", iface, err)
 	}
 	a.vips = vm
-	rv := &recordedVIPs{Manager: vm, path: filepath.Join(a.cfg.DataDir, vipRecordFile)}
-	// A VIP left on the NIC by a killed process must go before anything
-	// else: this node is not the leader (yet).
-	if err := rv.releaseRecorded(); err != nil {
-		return err
+	a.vipIface = iface
+	a.recVIPs = &recordedVIPs{Manager: vm, path: filepath.Join(a.cfg.DataDir, vipRecordFile)}
+	return a.recVIPs.releaseRecorded()
+}
+
+// startDataplane starts the reconcile loop that drives the WireGuard
+// interface and the VIPs (nothing with --dataplane none). releaseStaleVIPs
+// has run.
+func (a *Agent) startDataplane() error {
+	if a.cfg.Dataplane == "none" {
+		return nil
 	}
+	iface, rv := a.vipIface, a.recVIPs
 	log := a.cfg.Logger.With("component", "dataplane")
 	kind, name := a.cfg.Dataplane, a.node.WGInterface
 	a.loop = reconcile.New(reconcile.Config{
