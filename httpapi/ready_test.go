@@ -61,3 +61,29 @@ func TestUnknownTokenWhileCatchingUp(t *testing.T) {
 		t.Fatalf("uninitialized node: %d %s", code, body)
 	}
 }
+
+// A write that reaches a node after its sender's deadline is not applied;
+// before the deadline it is; a malformed deadline is 400.
+func TestWriteDeadline(t *testing.T) {
+	fa := newFuzzAPI(t)
+	post := func(deadline string) (int, string) {
+		req := httptest.NewRequest(http.MethodPost, "/v1/peers", strings.NewReader(`{"name":"late","public_key":"`+fuzzNewPub+`"}`))
+		req.Header.Set("Authorization", "Bearer "+fa.token)
+		req.Header.Set(httpapi.HeaderDeadline, deadline)
+		rec := httptest.NewRecorder()
+		fa.h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := post(time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)); code != http.StatusServiceUnavailable || !strings.Contains(body, "deadline_exceeded") {
+		t.Fatalf("past deadline: %d %s", code, body)
+	}
+	if code, body := post("tomorrow"); code != http.StatusBadRequest {
+		t.Fatalf("malformed deadline: %d %s", code, body)
+	}
+	if _, ok := fa.b.f.Peer("late"); ok {
+		t.Fatal("a write past its deadline was applied")
+	}
+	if code, body := post(time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)); code != http.StatusCreated {
+		t.Fatalf("future deadline: %d %s", code, body)
+	}
+}

@@ -44,6 +44,14 @@ const (
 	// idempotent: a DELETE retried after an unknown outcome answers 204
 	// when the peer is already gone.
 	HeaderAttempt = "X-Raftguard-Attempt"
+	// HeaderDeadline is the time (RFC 3339, UTC) after which the sender no
+	// longer waits for a write's answer. A node does not apply or forward
+	// a write that reaches it later (503 deadline_exceeded), so a request
+	// the client gave up on cannot take effect after the client's next
+	// write, say when a partitioned link delivers it late. Clients may set
+	// it (the CLI does); a node always sets it on a forwarded write, no
+	// later than the client's.
+	HeaderDeadline = "X-Raftguard-Deadline"
 	// headerGenerated carries the keys a node generated for a create
 	// without a public key ("PRIVATE PUBLIC [PRESHARED]") to the leader,
 	// over mutual TLS, so that every try of the request proposes the same
@@ -197,7 +205,16 @@ type request struct {
 	// gen holds the keys generated for a create without a public key; the
 	// same keys are proposed on every try.
 	gen *genKeys
+	// deadline is the sender's HeaderDeadline (zero: none).
+	deadline time.Time
 }
+
+// errDeadline means a write reached a node after its sender's deadline.
+var errDeadline = errorf(http.StatusServiceUnavailable, "deadline_exceeded",
+	"the request arrived after its deadline ("+HeaderDeadline+"), so it was not applied; if this repeats, check the sender's clock")
+
+// expired reports whether the request's deadline has passed.
+func (r *request) expired() bool { return !r.deadline.IsZero() && time.Now().After(r.deadline) }
 
 type handlerFunc func(w http.ResponseWriter, r *request) error
 
@@ -267,6 +284,16 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, rt *route) {
 	forwarded := forwardedByNode(hr)
 	if forwarded {
 		r.attempt, _ = strconv.Atoi(hr.Header.Get(HeaderAttempt))
+	}
+	if v := hr.Header.Get(HeaderDeadline); v != "" && rt.kind == write {
+		if r.deadline, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			writeError(w, errorf(http.StatusBadRequest, "invalid", "%s: want an RFC 3339 time", HeaderDeadline))
+			return
+		}
+		if r.expired() {
+			writeError(w, errDeadline)
+			return
+		}
 	}
 	if rt.prepare != nil {
 		if err := rt.prepare(r); err != nil {
@@ -384,6 +411,10 @@ func (s *Server) onLeader(w http.ResponseWriter, r *request, isWrite bool) {
 	forwarded := forwardedByNode(r.Request)
 	deadline := time.Now().Add(s.cfg.LeaderWait)
 	for {
+		if isWrite && r.expired() {
+			writeError(w, errDeadline)
+			return
+		}
 		if s.b.IsLeader() {
 			var err error
 			if !isWrite {
@@ -497,6 +528,15 @@ func (s *Server) forward(w http.ResponseWriter, r *request, leaderID string) (do
 		}
 	}
 	req.Header.Set(HeaderForwardedBy, s.b.NodeID())
+	if r.rt.kind == write {
+		// The leader must not apply this after this node stopped waiting
+		// (bytes stuck on a cut link are delivered when it heals).
+		dl := time.Now().Add(r.rt.timeout)
+		if !r.deadline.IsZero() && r.deadline.Before(dl) {
+			dl = r.deadline
+		}
+		req.Header.Set(HeaderDeadline, dl.UTC().Format(time.RFC3339Nano))
+	}
 	if r.attempt > 0 {
 		req.Header.Set(HeaderAttempt, strconv.Itoa(r.attempt))
 	}

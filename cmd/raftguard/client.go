@@ -136,6 +136,11 @@ func (cl *apiClient) do(ctx context.Context, method, path string, in, out any) (
 	if cl.token != "" {
 		req.Header.Set("Authorization", "Bearer "+cl.token)
 	}
+	if method != http.MethodGet && cl.http.Timeout > 0 {
+		// Past this the CLI has given up: a write still in flight then
+		// (on a cut link, say) must not take effect later.
+		req.Header.Set(httpapi.HeaderDeadline, time.Now().Add(cl.http.Timeout).UTC().Format(time.RFC3339Nano))
+	}
 	resp, err := cl.http.Do(req)
 	if err != nil {
 		var uerr x509.UnknownAuthorityError
