@@ -90,7 +90,7 @@ bench:
 bench-failover:
 	$(GO) test -run '^$$' -bench Failover -benchtime 1x -timeout 20m ./test/
 
-## test-faults: as root, the fault-injection suite: kills, partitions, SIGSTOP, snapshot install, restarts, a flapping link and a full disk, under a write workload (about 8 minutes)
+## test-faults: as root, the fault-injection suite: kills, partitions, SIGSTOP, snapshot install, restarts, a flapping link and a full disk, under a write workload (about 5 minutes)
 test-faults:
 	RAFTGUARD_FAULTS=1 $(GO) test -count=1 -v -run '^TestFaults' -timeout 30m ./test/
 
