@@ -515,3 +515,31 @@ func BenchmarkUserspaceSet(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkUserspaceTakeover measures what a new leader's data plane does:
+// bring a configured interface holding many peers up, and down again.
+func BenchmarkUserspaceTakeover(b *testing.B) {
+	requireRoot(b)
+	ns := newNetns(b)
+	n := startNSThread(b, ns)
+	d := openIn(b, n, uniqueName("rgdp"))
+	for _, many := range []int{1000, 10000} {
+		down := Config{
+			PrivateKey: testKey(b).String(),
+			ListenPort: 51820,
+			Addresses:  []netip.Prefix{netip.MustParsePrefix("fd00:99::1/64")},
+			Peers:      randomPeers(b, many),
+		}
+		up := down
+		up.Up = true
+		set(b, n, d, down)
+		b.Run(fmt.Sprintf("up-%d", many), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				set(b, n, d, down)
+				b.StartTimer()
+				set(b, n, d, up)
+			}
+		})
+	}
+}
