@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -64,6 +68,7 @@ func serverFlags() []cli.Flag {
 		&cli.Uint64Flag{Name: "raft-snapshot-threshold", Usage: "log entries between snapshots", EnvVars: envVar("raft-snapshot-threshold"), DefaultText: "8192", Category: "Raft tuning"},
 		dur("raft-snapshot-interval", "how often to check whether to snapshot", "30s"),
 		&cli.BoolFlag{Name: "no-endpoint-sync", Usage: "do not record peers' endpoints (testing client-side recovery)", EnvVars: envVar("no-endpoint-sync"), Hidden: true},
+		&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to this file until the server stops (%p: the process id)", EnvVars: envVar("cpuprofile"), Hidden: true},
 		&cli.Uint64Flag{Name: "raft-trailing-logs", Usage: "log entries kept after a snapshot", EnvVars: envVar("raft-trailing-logs"), DefaultText: "10240", Category: "Raft tuning"},
 	}
 }
@@ -137,6 +142,13 @@ func runServer(c *cli.Context) error {
 	// Everything the node writes is private to it: keys, tokens, the log.
 	syscall.Umask(0o077)
 
+	stopProfile := func() {}
+	if path := c.String("cpuprofile"); path != "" {
+		if stopProfile, err = startCPUProfile(strings.ReplaceAll(path, "%p", strconv.Itoa(os.Getpid()))); err != nil {
+			return err
+		}
+		defer stopProfile()
+	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a, err := agent.Start(ctx, cfg)
@@ -145,6 +157,7 @@ func runServer(c *cli.Context) error {
 	}
 	<-ctx.Done()
 	stop()
+	stopProfile() // the profile covers the serving time, not the shutdown
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -153,4 +166,24 @@ func runServer(c *cli.Context) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// startCPUProfile profiles the process into path (0600) until the returned
+// function runs.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		})
+	}, nil
 }

@@ -82,6 +82,9 @@ type Config struct {
 	// PeerLimit caps the peers put on the interface (default: the data
 	// plane's own limit, see PeerLimit).
 	PeerLimit int
+	// Settle is how long the loop gathers state changes after a wake-up
+	// before it applies them (default 20ms; negative: not at all).
+	Settle time.Duration
 }
 
 // Status is the loop's view of the data plane, for the API.
@@ -125,6 +128,9 @@ func New(cfg Config) *Loop {
 	}
 	if cfg.RepairAttempts == 0 {
 		cfg.RepairAttempts = 3
+	}
+	if cfg.Settle == 0 {
+		cfg.Settle = 20 * time.Millisecond
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -208,6 +214,14 @@ func (l *Loop) Run(ctx context.Context, leadership <-chan struct{}, started chan
 			return nil
 		case <-leadership:
 		case <-l.wake:
+			// A burst of writes wakes the loop once per write, and every
+			// pass walks the whole registry: gather the burst first. A
+			// change of leadership does not wait.
+			select {
+			case <-time.After(l.cfg.Settle):
+			case <-leadership:
+			case <-ctx.Done():
+			}
 		case <-tick.C:
 		}
 	}
@@ -407,6 +421,13 @@ func (l *Loop) setDown(dp Dataplane) error {
 // applyConfig applies the desired config if the state changed since the
 // last time (or the interface was reopened).
 func (l *Loop) applyConfig(up bool) error {
+	// Building the config walks every peer: skip it when nothing changed.
+	l.mu.Lock()
+	same := l.dp != nil && l.applied != 0 && l.applied == l.cfg.Node.State().AppliedIndex() && up == l.upApplied
+	l.mu.Unlock()
+	if same {
+		return nil
+	}
 	cfg, index := l.desired(up)
 	l.mu.Lock()
 	defer l.mu.Unlock()
