@@ -88,7 +88,7 @@ bench:
 
 ## bench-failover: as root, the client outage over five SIGKILLs and five transfers in the namespace lab
 bench-failover:
-	$(GO) test -run '^$$' -bench Failover -benchtime 1x -timeout 20m ./test/
+	$(GO) test -run '^$$' -bench '^BenchmarkFailover$$' -benchtime 1x -timeout 20m ./test/
 
 ## test-faults: as root, the fault-injection suite: kills, partitions, SIGSTOP, snapshot install, restarts, a flapping link and a full disk, under a write workload (about 5 minutes)
 test-faults:

@@ -13,7 +13,7 @@ import (
 // lab, over five rounds each of a SIGKILL of the leader and of a planned
 // `cluster transfer-leader`. Run with -benchtime 1x:
 //
-//	go test -run '^$' -bench Failover -benchtime 1x ./test/
+//	go test -run '^$' -bench '^BenchmarkFailover$' -benchtime 1x ./test/
 func BenchmarkFailover(b *testing.B) {
 	const rounds = 5
 	lc := newLabCluster(b, 3)
