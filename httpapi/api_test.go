@@ -940,8 +940,8 @@ func TestMetrics(t *testing.T) {
 	e.call(f, "GET", "/v1/peers/nobody", nil)
 	agenttest.Eventually(t, 5*time.Second, func() error {
 		for _, id := range nodeIDs {
-			if n, _ := e.tc.Nodes[id].State().PeerCounts(); n != 4 {
-				return fmt.Errorf("%s has %d peers", id, n)
+			if n, enabled := e.tc.Nodes[id].State().PeerCounts(); n != 4 || enabled != 3 {
+				return fmt.Errorf("%s has %d peers, %d enabled", id, n, enabled)
 			}
 		}
 		return nil

@@ -95,8 +95,8 @@ func TestReadmeMatchesServerFlags(t *testing.T) {
 	}
 	flags := map[string]bool{}
 	for _, f := range serverFlags() {
-		if bf, ok := f.(*cli.BoolFlag); ok && bf.Hidden {
-			continue
+		if vf, ok := f.(cli.VisibleFlag); ok && !vf.IsVisible() {
+			continue // hidden: for tests and debugging, not configuration
 		}
 		name := f.Names()[0]
 		flags[name] = true
