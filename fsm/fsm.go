@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -667,13 +668,8 @@ func (f *FSM) Cluster() Cluster {
 // Nodes returns the registered nodes sorted by ID.
 func (f *FSM) Nodes() []Node {
 	f.mu.RLock()
-	out := make([]Node, 0, len(f.st.nodes))
-	for _, n := range f.st.nodes {
-		out = append(out, n)
-	}
-	f.mu.RUnlock()
-	slices.SortFunc(out, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
-	return out
+	defer f.mu.RUnlock()
+	return valuesByKey(f.st.nodes)
 }
 
 // Node returns one registered node.
@@ -704,6 +700,17 @@ func (f *FSM) PeerByKey(key string) (Peer, bool) {
 		return Peer{}, false
 	}
 	return *f.st.peers[name].clone(), true
+}
+
+// valuesByKey returns m's values in the order of their keys (for each map
+// it is used on, the key is the value's ID).
+func valuesByKey[V any](m map[string]V) []V {
+	keys := slices.Sorted(maps.Keys(m))
+	out := make([]V, len(keys))
+	for i, k := range keys {
+		out[i] = m[k]
+	}
+	return out
 }
 
 // Peers returns every peer sorted by name. The values share their address
@@ -751,13 +758,8 @@ func (f *FSM) AdminTokenByHash(hash string) (AdminToken, bool) {
 // AdminTokens returns the admin tokens sorted by ID.
 func (f *FSM) AdminTokens() []AdminToken {
 	f.mu.RLock()
-	out := make([]AdminToken, 0, len(f.st.tokens))
-	for _, t := range f.st.tokens {
-		out = append(out, t)
-	}
-	f.mu.RUnlock()
-	slices.SortFunc(out, func(a, b AdminToken) int { return strings.Compare(a.ID, b.ID) })
-	return out
+	defer f.mu.RUnlock()
+	return valuesByKey(f.st.tokens)
 }
 
 // NodeCert returns the certificate recorded for node id.
@@ -771,13 +773,8 @@ func (f *FSM) NodeCert(id string) (NodeCert, bool) {
 // NodeCerts returns the recorded node certificates sorted by node ID.
 func (f *FSM) NodeCerts() []NodeCert {
 	f.mu.RLock()
-	out := make([]NodeCert, 0, len(f.st.certs))
-	for _, c := range f.st.certs {
-		out = append(out, c)
-	}
-	f.mu.RUnlock()
-	slices.SortFunc(out, func(a, b NodeCert) int { return strings.Compare(a.NodeID, b.NodeID) })
-	return out
+	defer f.mu.RUnlock()
+	return valuesByKey(f.st.certs)
 }
 
 // CertRevoked reports whether the node certificate with this fingerprint
@@ -793,13 +790,8 @@ func (f *FSM) CertRevoked(fingerprint string) bool {
 // RevokedCerts returns the revoked node certificates sorted by fingerprint.
 func (f *FSM) RevokedCerts() []RevokedCert {
 	f.mu.RLock()
-	out := make([]RevokedCert, 0, len(f.st.revoked))
-	for _, r := range f.st.revoked {
-		out = append(out, r)
-	}
-	f.mu.RUnlock()
-	slices.SortFunc(out, func(a, b RevokedCert) int { return strings.Compare(a.Fingerprint, b.Fingerprint) })
-	return out
+	defer f.mu.RUnlock()
+	return valuesByKey(f.st.revoked)
 }
 
 // AppliedIndex is the index of the last command applied successfully (or of

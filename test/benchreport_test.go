@@ -71,8 +71,13 @@ func benchTable(tb testing.TB, title, command string, cols []string, rows [][]st
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s |\n", strings.Join(r, " | "))
 	}
-	out := b.String()
-	fmt.Print(out)
+	report(tb, b.String())
+}
+
+// report prints text and appends it to the report file, if one is set.
+func report(tb testing.TB, text string) {
+	tb.Helper()
+	fmt.Print(text)
 	path := os.Getenv("RAFTGUARD_BENCH_REPORT")
 	if path == "" {
 		return
@@ -85,7 +90,7 @@ func benchTable(tb testing.TB, title, command string, cols []string, rows [][]st
 		return
 	}
 	defer f.Close()
-	if _, err := f.WriteString(out); err != nil {
+	if _, err := f.WriteString(text); err != nil {
 		tb.Errorf("bench report: %v", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -100,22 +99,7 @@ func watchOutage(tb testing.TB, h *netlab.Host, target netip.Addr, fault func(),
 // report file with it (see benchTable).
 func benchNotes(tb testing.TB, text string) {
 	tb.Helper()
-	fmt.Print(text)
-	path := os.Getenv("RAFTGUARD_BENCH_REPORT")
-	if path == "" {
-		return
-	}
-	reportMu.Lock()
-	defer reportMu.Unlock()
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		tb.Errorf("bench report: %v", err)
-		return
-	}
-	defer f.Close()
-	if _, err := f.WriteString(text); err != nil {
-		tb.Errorf("bench report: %v", err)
-	}
+	report(tb, text)
 }
 
 // ratio formats a/b for a table cell.

@@ -426,17 +426,7 @@ func (fc *faultCluster) waitNewHolder(old *labServer, d time.Duration) *labServe
 // pollFast is poll with a 10ms interval, for timing figures.
 func pollFast(t testing.TB, d time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %v", d, err)
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval
-	}
+	pollEvery(t, d, 10*time.Millisecond, f)
 }
 
 // waitAcked waits until the workload has n more acknowledged operations

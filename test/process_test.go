@@ -147,6 +147,12 @@ func (pc *procCluster) status(id string) (httpapi.ClusterStatus, error) {
 
 func poll(t testing.TB, d time.Duration, f func() error) {
 	t.Helper()
+	pollEvery(t, d, 50*time.Millisecond, f)
+}
+
+// pollEvery is poll with the given interval between tries.
+func pollEvery(t testing.TB, d, interval time.Duration, f func() error) {
+	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
 		err := f()
@@ -156,7 +162,7 @@ func poll(t testing.TB, d time.Duration, f func() error) {
 		if time.Now().After(deadline) {
 			t.Fatalf("not within %s: %v", d, err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 

@@ -268,29 +268,7 @@ func TestDataDirPermissions(t *testing.T) {
 	})
 	// Stop the node so no snapshot is half-written while we look.
 	tc.Stop(n1.NodeID())
-	files := 0
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		want := os.FileMode(0o600)
-		if d.IsDir() {
-			want = 0o700
-		} else {
-			files++
-		}
-		if info.Mode().Perm() != want {
-			t.Errorf("%s: mode %v, want %v", path, info.Mode().Perm(), want)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := checkPrivateTree(t, dir)
 	if files < 8 {
 		t.Fatalf("only %d files checked", files)
 	}

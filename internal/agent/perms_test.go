@@ -112,8 +112,9 @@ func snapshotFiles(t *testing.T, dir string) []string {
 }
 
 // checkPrivateTree fails for any directory under root (root included) that
-// is not 0700, any file that is not 0600, and anything that is neither.
-func checkPrivateTree(t *testing.T, root string) {
+// is not 0700, any file that is not 0600, and anything that is neither. It
+// returns the number of files it checked.
+func checkPrivateTree(t *testing.T, root string) int {
 	t.Helper()
 	var dirs int
 	var files []string
@@ -158,4 +159,5 @@ func checkPrivateTree(t *testing.T, root string) {
 		}
 	}
 	t.Logf("%s: %d directories, %d files: %s", root, dirs, len(files), strings.Join(files, " "))
+	return len(files)
 }
