@@ -12,8 +12,10 @@ import (
 // Numbers are only ever appended; a number is never reused or renumbered.
 type CommandType uint8
 
-// Command types. A type with IgnorableFlag set may be skipped by a node that
-// does not know it; any other unknown type stops the node (see Apply).
+// Command types. Each is registered, with its name, body and apply
+// function, in the commands table below; a type with IgnorableFlag set may
+// be skipped by a node that does not know it, any other unknown type stops
+// the node (see Apply).
 const (
 	CmdInit             CommandType = 1
 	CmdRegisterNode     CommandType = 2
@@ -34,32 +36,97 @@ const (
 	IgnorableFlag CommandType = 0x80
 )
 
+// How commands evolve. Every replica must apply an entry exactly as every
+// other replica does, including replicas of an older version during a
+// rolling upgrade. So:
+//
+//  1. Type numbers and names are only ever appended to the table below; a
+//     number is never reused, renumbered or removed.
+//  2. A field of a command body is never removed, renamed or retyped, and
+//     its meaning never changes.
+//  3. Decoding ignores unknown fields (a newer node's entry decodes on an
+//     older node), so a new field must have a zero value that means what
+//     the command meant without it, and must be left out of the encoding
+//     when zero (omitempty or omitzero). A change that cannot be expressed
+//     that way is a new command type.
+//  4. A new command type that older nodes may skip without their state
+//     drifting (it changes nothing they keep) sets IgnorableFlag.
+//
+// testdata/commands.golden lists every registered type and every field of
+// every command body; TestCommandEvolution fails when the table breaks these
+// rules, and tells how to record an allowed addition.
+
+// command is one entry of the registration table.
+type command struct {
+	typ  CommandType
+	name string
+	// body returns a pointer to a zero command body (the decoder's target;
+	// the evolution test reads its fields).
+	body func() any
+	// apply decodes the body and applies it to the state.
+	apply func(s *state, body json.RawMessage) any
+}
+
+// commands is the registration table: every command type, once.
+var commands = []command{
+	register(CmdInit, "init", (*state).applyInit),
+	register(CmdRegisterNode, "register-node", (*state).applyRegisterNode),
+	register(CmdRemoveNode, "remove-node", (*state).applyRemoveNode),
+	register(CmdAddPeer, "add-peer", (*state).applyAddPeer),
+	register(CmdUpdatePeer, "update-peer", (*state).applyUpdatePeer),
+	register(CmdDeletePeer, "delete-peer", (*state).applyDeletePeer),
+	register(CmdSetEndpoints, "set-endpoints", (*state).applySetEndpoints),
+	register(CmdSetJoinToken, "set-join-token", (*state).applySetJoinToken),
+	register(CmdAddAdminToken, "add-admin-token", (*state).applyAddAdminToken),
+	register(CmdRevokeAdminToken, "revoke-admin-token", (*state).applyRevokeAdminToken),
+	register(CmdUpdateSettings, "update-settings", (*state).applyUpdateSettings),
+	register(CmdSetNodeCert, "set-node-cert", (*state).applySetNodeCert),
+}
+
+// register makes a table entry for a command whose body is a T.
+func register[T any](t CommandType, name string, fn func(*state, T) any) command {
+	return command{
+		typ:  t,
+		name: name,
+		body: func() any { return new(T) },
+		apply: func(s *state, body json.RawMessage) any {
+			v, err := decodeBody[T](body)
+			if err != nil {
+				return err
+			}
+			return fn(s, v)
+		},
+	}
+}
+
+// byType indexes the table.
+var byType = func() (idx [256]*command) {
+	for i := range commands {
+		c := &commands[i]
+		if idx[c.typ] != nil {
+			panic(fmt.Sprintf("fsm: command type %d registered twice", uint8(c.typ)))
+		}
+		idx[c.typ] = c
+	}
+	return idx
+}()
+
+// lookup returns the registered command of type t, or nil.
+func lookup(t CommandType) *command { return byType[t] }
+
+// decodeBody decodes a command body. Unknown fields are ignored: they come
+// from a newer node, and rule 3 above makes ignoring them safe.
+func decodeBody[T any](body json.RawMessage) (T, error) {
+	var v T
+	if err := json.Unmarshal(body, &v); err != nil {
+		return v, fmt.Errorf("%w: %v", ErrMalformedCommand, err)
+	}
+	return v, nil
+}
+
 func (t CommandType) String() string {
-	switch t {
-	case CmdInit:
-		return "init"
-	case CmdRegisterNode:
-		return "register-node"
-	case CmdRemoveNode:
-		return "remove-node"
-	case CmdAddPeer:
-		return "add-peer"
-	case CmdUpdatePeer:
-		return "update-peer"
-	case CmdDeletePeer:
-		return "delete-peer"
-	case CmdSetEndpoints:
-		return "set-endpoints"
-	case CmdSetJoinToken:
-		return "set-join-token"
-	case CmdAddAdminToken:
-		return "add-admin-token"
-	case CmdRevokeAdminToken:
-		return "revoke-admin-token"
-	case CmdUpdateSettings:
-		return "update-settings"
-	case CmdSetNodeCert:
-		return "set-node-cert"
+	if c := lookup(t); c != nil {
+		return c.name
 	}
 	return fmt.Sprintf("type-%d", uint8(t))
 }

@@ -102,45 +102,12 @@ func (f *FSM) Apply(l *raft.Log) any {
 	return res
 }
 
-func decodeBody[T any](body json.RawMessage) (T, error) {
-	var v T
-	d := json.NewDecoder(strings.NewReader(string(body)))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&v); err != nil {
-		return v, fmt.Errorf("%w: %v", ErrMalformedCommand, err)
-	}
-	return v, nil
-}
-
 func (s *state) apply(t CommandType, body json.RawMessage) any {
 	if t != CmdInit && !s.initialized {
 		return ErrNotInitialized
 	}
-	switch t {
-	case CmdInit:
-		return run(body, s.applyInit)
-	case CmdRegisterNode:
-		return run(body, s.applyRegisterNode)
-	case CmdRemoveNode:
-		return run(body, s.applyRemoveNode)
-	case CmdAddPeer:
-		return run(body, s.applyAddPeer)
-	case CmdUpdatePeer:
-		return run(body, s.applyUpdatePeer)
-	case CmdDeletePeer:
-		return run(body, s.applyDeletePeer)
-	case CmdSetEndpoints:
-		return run(body, s.applySetEndpoints)
-	case CmdSetJoinToken:
-		return run(body, s.applySetJoinToken)
-	case CmdAddAdminToken:
-		return run(body, s.applyAddAdminToken)
-	case CmdRevokeAdminToken:
-		return run(body, s.applyRevokeAdminToken)
-	case CmdUpdateSettings:
-		return run(body, s.applyUpdateSettings)
-	case CmdSetNodeCert:
-		return run(body, s.applySetNodeCert)
+	if c := lookup(t); c != nil {
+		return c.apply(s, body)
 	}
 	if t&IgnorableFlag != 0 {
 		return nil
@@ -148,14 +115,6 @@ func (s *state) apply(t CommandType, body json.RawMessage) any {
 	// An entry this node cannot apply: going on would let the replica drift
 	// from the others without anyone noticing.
 	panic(fmt.Sprintf("fsm: unknown command type %d: this node is older than the cluster; upgrade it", uint8(t)))
-}
-
-func run[T any](body json.RawMessage, fn func(T) any) any {
-	v, err := decodeBody[T](body)
-	if err != nil {
-		return err
-	}
-	return fn(v)
 }
 
 func (s *state) touch(at time.Time) {

@@ -1,0 +1,174 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/raft"
+)
+
+var updateGolden = flag.Bool("update-commands", false, "rewrite testdata/commands.golden from the table (only to record an allowed addition)")
+
+const commandsGolden = "testdata/commands.golden"
+
+// describeCommands lists every registered command and every field of its
+// body (recursively through the package's own struct types), one a line:
+//
+//	TYPE NAME
+//	TYPE NAME .json.path GO-TYPE
+func describeCommands() []string {
+	out, _ := walkCommands()
+	return out
+}
+
+// omitsZero reports whether the field at path of the command with type
+// number typ is left out of the encoding when zero.
+func omitsZero(typ, path string) bool {
+	_, omit := walkCommands()
+	return omit[typ+" "+path]
+}
+
+func walkCommands() (out []string, omit map[string]bool) {
+	omit = map[string]bool{}
+	for _, c := range commands {
+		out = append(out, fmt.Sprintf("%d %s", uint8(c.typ), c.name))
+		var walk func(prefix string, t reflect.Type)
+		walk = func(prefix string, t reflect.Type) {
+			for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+				t = t.Elem()
+			}
+			if t.Kind() != reflect.Struct || t.PkgPath() != reflect.TypeFor[Init]().PkgPath() {
+				return
+			}
+			for f := range t.Fields() {
+				if !f.IsExported() {
+					continue
+				}
+				name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+				if name == "-" {
+					continue
+				}
+				if name == "" {
+					name = f.Name
+				}
+				path := prefix + "." + name
+				out = append(out, fmt.Sprintf("%d %s %s %s", uint8(c.typ), c.name, path, f.Type))
+				_, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+				omit[fmt.Sprintf("%d %s", uint8(c.typ), path)] = strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")
+				walk(path, f.Type)
+			}
+		}
+		walk("", reflect.TypeOf(c.body()))
+	}
+	return out, omit
+}
+
+// TestCommandEvolution enforces the rules written beside the command table:
+// nothing listed in testdata/commands.golden (types, names, fields and their
+// types) changes or disappears; a new type or field must be recorded there.
+func TestCommandEvolution(t *testing.T) {
+	have := describeCommands()
+	if *updateGolden {
+		// Keep removed lines: the check below must still fail for them.
+		old, _ := os.ReadFile(commandsGolden)
+		oldCmds := map[string]bool{}
+		for l := range strings.Lines(string(old)) {
+			if f := strings.Fields(l); len(f) == 2 {
+				oldCmds[f[0]] = true
+			}
+		}
+		for _, h := range have {
+			if f := strings.Fields(h); len(f) == 4 && oldCmds[f[0]] && !strings.Contains(string(old), h) && !omitsZero(f[0], f[2]) {
+				t.Fatalf("%q: a field added to an existing command must be left out when zero (omitempty or omitzero)", h)
+			}
+		}
+		merged := slices.Clone(have)
+		for l := range strings.Lines(string(old)) {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") && !slices.Contains(merged, l) {
+				merged = append(merged, l)
+			}
+		}
+		body := "# Registered commands and their fields. Lines are only ever added\n# (see the rules beside the command table in command.go).\n" + strings.Join(merged, "\n") + "\n"
+		if err := os.WriteFile(commandsGolden, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := os.ReadFile(commandsGolden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var golden []string
+	for l := range strings.Lines(string(raw)) {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			golden = append(golden, l)
+		}
+	}
+	for _, g := range golden {
+		if !slices.Contains(have, g) {
+			t.Errorf("%q is gone or changed: a command type, name or field is never removed, renamed or retyped (add a new field or command instead)", g)
+		}
+	}
+	for _, h := range have {
+		if !slices.Contains(golden, h) {
+			t.Errorf("%q is new: check it against the rules beside the command table (a new field needs a zero value that keeps the old meaning and omitempty/omitzero), then record it with go test ./fsm -run TestCommandEvolution -update-commands", h)
+		}
+	}
+	seen := map[string]bool{}
+	for _, c := range commands {
+		if seen[c.name] {
+			t.Errorf("command name %q registered twice", c.name)
+		}
+		seen[c.name] = true
+	}
+}
+
+// TestCommandsIgnoreUnknownFields: an entry written by a newer node, with a
+// field this node does not know, applies as it would without the field.
+func TestCommandsIgnoreUnknownFields(t *testing.T) {
+	for _, c := range commands {
+		body, err := json.Marshal(c.body())
+		if err != nil {
+			t.Fatal(err)
+		}
+		withNew := append(bytes.TrimSuffix(body, []byte("}")), []byte(`,"field_of_a_newer_version":{"x":[1,2]}}`)...)
+		if bytes.Equal(body, []byte("{}")) {
+			withNew = []byte(`{"field_of_a_newer_version":{"x":[1,2]}}`)
+		}
+		for _, b := range [][]byte{body, withNew} {
+			h := newHarness(t, "10.99.0.0/24", "")
+			res := h.f.Apply(&raft.Log{Index: 100, Type: raft.LogCommand, Data: append([]byte{byte(c.typ)}, b...)})
+			if err, ok := res.(error); ok && errors.Is(err, ErrMalformedCommand) {
+				t.Errorf("%s: %s: %v", c.name, b, err)
+			}
+		}
+		// Same outcome with and without the unknown field.
+		a, b := newHarness(t, "10.99.0.0/24", ""), newHarness(t, "10.99.0.0/24", "")
+		ra := a.f.Apply(&raft.Log{Index: 100, Type: raft.LogCommand, Data: append([]byte{byte(c.typ)}, body...)})
+		rb := b.f.Apply(&raft.Log{Index: 100, Type: raft.LogCommand, Data: append([]byte{byte(c.typ)}, withNew...)})
+		if fmt.Sprint(ra) != fmt.Sprint(rb) || !bytes.Equal(a.snapshotBytes(), b.snapshotBytes()) {
+			t.Errorf("%s: an unknown field changed the outcome: %v / %v", c.name, ra, rb)
+		}
+	}
+}
+
+func TestCommandTable(t *testing.T) {
+	for _, c := range commands {
+		if lookup(c.typ) != &commands[slices.IndexFunc(commands, func(o command) bool { return o.typ == c.typ })] {
+			t.Errorf("%s: lookup does not find it", c.name)
+		}
+		if c.typ.String() != c.name {
+			t.Errorf("%d: String() = %q, want %q", uint8(c.typ), c.typ.String(), c.name)
+		}
+	}
+	if lookup(100) != nil || CommandType(100).String() != "type-100" {
+		t.Error("an unregistered type is found")
+	}
+}
