@@ -16,6 +16,12 @@
 // addresses; Release cancels any announcement still pending, so a node
 // never announces an address it no longer holds.
 //
+// Fencing does not trust the process to stay alive: every VIP is added with
+// a finite kernel lifetime (Lifetime) and the leader renews it (Renew)
+// every RenewInterval while it has proof of a quorum. A process that is
+// killed, hangs or is frozen stops renewing, and the kernel removes the
+// address by itself.
+//
 // Claim and Release are idempotent and report whether they changed
 // anything (an address already present is not an error, nor is releasing
 // an address someone else already removed). A Manager serves one NIC; a

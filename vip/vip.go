@@ -19,6 +19,23 @@ var announceRepeats = []time.Duration{
 	4 * time.Second,
 }
 
+// The VIP lease. The leader adds every VIP with a kernel lifetime
+// (valid_lft and preferred_lft) of Lifetime and renews it every
+// RenewInterval while it leads with a quorum. A leader whose process dies or
+// freezes stops renewing, and the kernel removes the VIP by itself: the
+// kernel checks lifetimes on a timer with about a second of slack, so an
+// address added with a lifetime of 2 s was measured gone 1.95-2.33 s later
+// (IPv4 and IPv6, see docs/reliability.md). A process killed right after a
+// renewal therefore loses its VIP at most about 2.35 s after the fault.
+// Four renewals fall inside one lifetime, so a leader that misses three in
+// a row (a long pause of the process) still keeps its VIP.
+const (
+	// Lifetime is the kernel lifetime of a claimed VIP.
+	Lifetime = 2 * time.Second
+	// RenewInterval is how often the leader renews the lifetime.
+	RenewInterval = 500 * time.Millisecond
+)
+
 // normalize checks vips and returns them without duplicates, sorted by
 // address, so that two lists naming the same VIPs compare equal.
 func normalize(vips []netip.Prefix) ([]netip.Prefix, error) {

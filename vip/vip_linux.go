@@ -30,6 +30,10 @@ type Manager struct {
 	ns    netns.NsHandle  // network namespace to work in; netns.None() for the caller's own
 	nl    *netlink.Handle // netlink socket in that namespace
 
+	// lifetime is the kernel lifetime (valid_lft and preferred_lft) every
+	// VIP is added and renewed with; 0 adds permanent addresses.
+	lifetime time.Duration
+
 	mu        sync.Mutex         // guards announced, stop, done and closed; held for the whole of every method
 	announced []netip.Prefix     // VIPs of the latest announcement series (normalized); nil after Release or a failed Claim
 	stop      context.CancelFunc // cancels the pending repeats; nil when none run
@@ -71,10 +75,11 @@ func newManager(iface string, log *slog.Logger, ns netns.NsHandle) (*Manager, er
 		return nil, fmt.Errorf("vip: setting netlink timeout: %w", err)
 	}
 	m := &Manager{
-		iface: iface,
-		log:   log.With("component", "vip", "interface", iface),
-		ns:    ns,
-		nl:    h,
+		iface:    iface,
+		log:      log.With("component", "vip", "interface", iface),
+		ns:       ns,
+		nl:       h,
+		lifetime: Lifetime,
 	}
 	if _, err := m.link(); err != nil {
 		h.Close()
@@ -85,7 +90,10 @@ func newManager(iface string, log *slog.Logger, ns netns.NsHandle) (*Manager, er
 
 // Claim adds every VIP in vips that the interface does not hold yet (IPv6
 // ones without duplicate address detection, so they are usable at once)
-// and reports whether it added any.
+// and reports whether it added any. Each is added with a kernel lifetime of
+// Lifetime: unless Renew extends it, the kernel removes the address by
+// itself. Claim does not extend the lifetime of a VIP already held; that is
+// Renew's job, done only with proof of leadership.
 //
 // When it added one, or when vips differ from the VIPs this Manager last
 // announced, it announces all of them at once (gratuitous ARP, unsolicited
@@ -121,11 +129,7 @@ func (m *Manager) Claim(vips []netip.Prefix) (changed bool, err error) {
 			held = append(held, p)
 			continue
 		}
-		a := &netlink.Addr{IPNet: ipNet(p)}
-		if p.Addr().Is6() {
-			a.Flags = unix.IFA_F_NODAD
-		}
-		switch err := m.nl.AddrAdd(link, a); {
+		switch err := m.nl.AddrAdd(link, m.leased(ipNet(p))); {
 		case err == nil:
 			changed = true
 			held = append(held, p)
@@ -193,6 +197,68 @@ func (m *Manager) Release(vips []netip.Prefix) (changed bool, err error) {
 		}
 	}
 	return changed, errors.Join(errs...)
+}
+
+// Renew resets the kernel lifetime of every VIP in vips that the interface
+// holds to Lifetime from now, and reports whether it renewed every one of
+// them. A VIP the interface does not hold is not added (adding, with its
+// announcement, is Claim's job): Renew after Release, or after the kernel
+// let a VIP expire, leaves the interface without it and returns false. An
+// address held without a lifetime (added by hand, or by an older version)
+// gets one.
+//
+// Call Renew only while this node is leader and has recently heard from a
+// quorum: the lease is what removes the VIP from a node whose process died
+// or froze.
+func (m *Manager) Renew(vips []netip.Prefix) (all bool, err error) {
+	want, err := normalize(vips)
+	if err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false, ErrClosed
+	}
+	link, have, err := m.linkAddrs()
+	if err != nil {
+		return false, err
+	}
+	all = true
+	var errs []error
+	for _, p := range want {
+		a, ok := have[p.Addr()]
+		if !ok {
+			all = false
+			continue
+		}
+		// Replace with the address as held (its own prefix length, so the
+		// kernel matches it) and only the flags Claim sets: echoing the
+		// listed flags would pass IFA_F_PERMANENT back for IPv6.
+		switch err := m.nl.AddrReplace(link, m.leased(a.IPNet)); {
+		case err == nil:
+		case errors.Is(err, unix.EADDRNOTAVAIL), errors.Is(err, unix.ENOENT):
+			all = false // removed since the listing
+		default:
+			all = false
+			errs = append(errs, fmt.Errorf("vip: renewing %v on %s: %w", p, m.iface, err))
+		}
+	}
+	return all, errors.Join(errs...)
+}
+
+// leased returns the netlink address for n with the Manager's lifetime and,
+// for IPv6, without duplicate address detection.
+func (m *Manager) leased(n *net.IPNet) *netlink.Addr {
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: n.IP, Mask: n.Mask}}
+	if n.IP.To4() == nil {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	if m.lifetime > 0 {
+		secs := int((m.lifetime + time.Second - 1) / time.Second)
+		a.ValidLft, a.PreferedLft = secs, secs
+	}
+	return a
 }
 
 // Held reports whether the interface holds every VIP in vips now (true for

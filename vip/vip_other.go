@@ -22,6 +22,9 @@ func (m *Manager) Release(vips []netip.Prefix) (changed bool, err error) {
 	return false, ErrUnsupported
 }
 
+// Renew fails with ErrUnsupported outside Linux.
+func (m *Manager) Renew(vips []netip.Prefix) (all bool, err error) { return false, ErrUnsupported }
+
 // Held fails with ErrUnsupported outside Linux.
 func (m *Manager) Held(vips []netip.Prefix) (bool, error) { return false, ErrUnsupported }
 

@@ -60,6 +60,7 @@ type Agent struct {
 	shutErr  error
 
 	leaderChanges atomic.Uint64 // new leaders observed, for metrics
+	verifying     atomic.Bool   // a VerifyLeader round for the VIP lease is in flight
 
 	certCheck chan struct{} // wakes watchRevocations (buffered, 1)
 }

@@ -62,6 +62,8 @@ func (a *Agent) startDataplane() error {
 		VIPs:                rv,
 		Log:                 a.cfg.Logger,
 		DisableEndpointSync: a.cfg.DisableEndpointSync,
+		LeaseRenew:          vip.RenewInterval,
+		LeaseLifetime:       vip.Lifetime,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	a.loopCancel = cancel
@@ -110,6 +112,35 @@ type agentNode struct{ a *Agent }
 
 func (n agentNode) IsLeader() bool                      { return n.a.raft.IsLeader() }
 func (n agentNode) Barrier(timeout time.Duration) error { return n.a.raft.Barrier(timeout) }
+
+// VerifyLeader runs one VerifyLeader round and waits for it at most
+// timeout. A round that does not finish in time (Raft's leader loop is
+// wedged, or no quorum answers) is left to finish in the background, and no
+// other starts until it has: a wedged Raft never piles up goroutines.
+func (n agentNode) VerifyLeader(timeout time.Duration) error {
+	a := n.a
+	if !a.verifying.CompareAndSwap(false, true) {
+		return errVerifyPending
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer a.verifying.Store(false)
+		done <- a.raft.VerifyLeader()
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("%w after %v", errVerifyTimeout, timeout)
+	}
+}
+
+var (
+	errVerifyPending = errors.New("verify leader: the previous round has not finished")
+	errVerifyTimeout = errors.New("verify leader: no answer from a quorum")
+)
 func (n agentNode) State() *fsm.FSM                     { return n.a.state }
 func (n agentNode) Propose(t fsm.CommandType, body any) (any, error) {
 	return n.a.Apply(t, body)

@@ -11,6 +11,14 @@
 // without waiting for anything. The leader also records peers' changed
 // endpoints in the replicated state, so the next leader knows where clients
 // are.
+//
+// The VIP lease: the VIPs carry a kernel lifetime, and the loop renews it
+// (every LeaseRenew) only with proof that this node still leads a quorum: a
+// VerifyLeader round that went through Raft's own leader goroutine and was
+// answered by a quorum, while the loop itself is not stuck in one pass. A
+// process that dies or freezes, a Raft side that is wedged, or a loop stuck
+// in a system call all stop the renewals, and the kernel removes the VIPs
+// by itself (see package vip).
 package reconcile
 
 import (
@@ -43,12 +51,19 @@ type VIPs interface {
 	Claim(vips []netip.Prefix) (bool, error)
 	Release(vips []netip.Prefix) (bool, error)
 	Held(vips []netip.Prefix) (bool, error)
+	// Renew extends the kernel lifetime of the VIPs held and reports
+	// whether all of them were held; it never adds one.
+	Renew(vips []netip.Prefix) (bool, error)
 }
 
 // Node is what the loop needs from Raft and the replicated state.
 type Node interface {
 	IsLeader() bool
 	Barrier(timeout time.Duration) error
+	// VerifyLeader confirms, with a round trip to a quorum that goes
+	// through Raft's leader loop, that this node still leads; it gives up
+	// after timeout.
+	VerifyLeader(timeout time.Duration) error
 	State() *fsm.FSM
 	// Propose applies a command on the leader.
 	Propose(t fsm.CommandType, body any) (any, error)
@@ -85,6 +100,13 @@ type Config struct {
 	// Settle is how long the loop gathers state changes after a wake-up
 	// before it applies them (default 20ms; negative: not at all).
 	Settle time.Duration
+	// LeaseRenew is how often the leader renews the VIPs' kernel lifetime
+	// (default 500ms), and LeaseLifetime that lifetime (default 2s): a
+	// renewal needs a VerifyLeader round that succeeded within LeaseRenew,
+	// a claim needs one (or the takeover's Barrier) younger than
+	// LeaseLifetime, and a reconcile pass running longer than LeaseLifetime
+	// counts as stuck and stops the renewals.
+	LeaseRenew, LeaseLifetime time.Duration
 }
 
 // Status is the loop's view of the data plane, for the API.
@@ -110,6 +132,10 @@ type Loop struct {
 	leading   bool   // the interface is up and the VIPs claimed
 	failures  int
 
+	serving   atomic.Bool  // mirrors leading for the lease renewer, without l.mu (held across a whole Set)
+	passStart atomic.Int64 // when the running reconcile pass started (UnixNano); 0 between passes
+	proofAt   atomic.Int64 // when the last quorum round (Barrier or VerifyLeader) that succeeded started (UnixNano)
+
 	handshakeGen atomic.Uint64 // cancels a running handshake burst
 	greetAll     atomic.Bool   // initiate handshakes on the next leader pass
 	overLimit    atomic.Int64  // enabled peers left off the interface, last reported
@@ -131,6 +157,12 @@ func New(cfg Config) *Loop {
 	}
 	if cfg.Settle == 0 {
 		cfg.Settle = 20 * time.Millisecond
+	}
+	if cfg.LeaseRenew == 0 {
+		cfg.LeaseRenew = 500 * time.Millisecond
+	}
+	if cfg.LeaseLifetime == 0 {
+		cfg.LeaseLifetime = 2 * time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -204,10 +236,15 @@ func (l *Loop) Run(ctx context.Context, leadership <-chan struct{}, started chan
 	if !l.cfg.DisableEndpointSync {
 		go l.endpointSync(ctx)
 	}
+	if l.cfg.VIPs != nil {
+		go l.renewLease(ctx)
+	}
 	tick := time.NewTicker(l.cfg.Tick)
 	defer tick.Stop()
 	for {
+		l.passStart.Store(time.Now().UnixNano())
 		l.reconcile(ctx)
+		l.passStart.Store(0)
 		select {
 		case <-ctx.Done():
 			l.stepDown("shutdown")
@@ -261,11 +298,14 @@ func (l *Loop) reconcile(ctx context.Context) {
 	l.mu.Unlock()
 	if !was {
 		// The local state must hold every committed entry (peers, endpoints)
-		// before this node serves.
+		// before this node serves. A committed barrier is also proof that a
+		// quorum still follows this node.
+		start := time.Now()
 		if err := n.Barrier(5 * time.Second); err != nil {
 			l.log.Warn("barrier before taking over failed", "err", err)
 			return
 		}
+		l.proofAt.Store(start.UnixNano())
 		if !n.IsLeader() {
 			l.stepDown("lost leadership during barrier")
 			return
@@ -323,6 +363,12 @@ func (l *Loop) takeOver(ctx context.Context, fresh bool) error {
 		greet = true
 	}
 	if l.cfg.VIPs != nil && len(set.VIPs) > 0 {
+		// Raft's own idea of being leader is not enough to (re)claim a VIP:
+		// it stays true while Raft's goroutines are wedged. Claim only with
+		// a recent proof of quorum, as the renewals do.
+		if age := time.Since(time.Unix(0, l.proofAt.Load())); age > l.cfg.LeaseLifetime {
+			return fmt.Errorf("claim VIP: %w (last proof %v ago)", errNoQuorumProof, age.Round(time.Millisecond))
+		}
 		// Claim is idempotent and announces only what it added (or what it
 		// failed to announce before), so it runs on every pass.
 		changed, err := l.cfg.VIPs.Claim(set.VIPs)
@@ -340,6 +386,7 @@ func (l *Loop) takeOver(ctx context.Context, fresh bool) error {
 	}
 	l.mu.Lock()
 	l.leading = true
+	l.serving.Store(true)
 	l.status.InterfaceUp = true
 	l.status.VIPHolder = l.cfg.VIPs != nil
 	l.mu.Unlock()
@@ -374,6 +421,7 @@ func (l *Loop) reopen() error {
 // stepDown releases the VIPs and brings the interface down, at once.
 func (l *Loop) stepDown(why string) {
 	l.handshakeGen.Add(1)
+	l.serving.Store(false) // no renewal from here on
 	set := l.cfg.Node.State().Settings()
 	l.mu.Lock()
 	was := l.leading
@@ -400,6 +448,62 @@ func (l *Loop) stepDown(why string) {
 		l.log.Error("stepping down", "why", why, "err", err)
 	} else if was {
 		l.log.Info("stepped down: VIP released, interface down", "why", why)
+	}
+}
+
+// errNoQuorumProof: the leader has not heard from a quorum recently enough
+// to hold the VIP.
+var errNoQuorumProof = errors.New("no recent proof of quorum")
+
+// renewLease renews the VIPs' kernel lifetime every LeaseRenew while this
+// node serves, each time only after a VerifyLeader round answered by a
+// quorum within LeaseRenew, and not while a reconcile pass has run for
+// longer than LeaseLifetime. It runs beside the loop so that a long but
+// healthy pass (a large config applied) does not let the VIP expire.
+func (l *Loop) renewLease(ctx context.Context) {
+	t := time.NewTicker(l.cfg.LeaseRenew)
+	defer t.Stop()
+	var stuck, unproven bool // a warning was logged; reset once renewals resume
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !l.serving.Load() {
+			continue
+		}
+		if s := l.passStart.Load(); s != 0 && time.Since(time.Unix(0, s)) > l.cfg.LeaseLifetime {
+			if !stuck {
+				l.log.Error("a reconcile pass is stuck: not renewing the VIP lease", "running", time.Since(time.Unix(0, s)).Round(time.Millisecond).String())
+				stuck = true
+			}
+			continue
+		}
+		start := time.Now()
+		if err := l.cfg.Node.VerifyLeader(l.cfg.LeaseRenew); err != nil {
+			if !unproven {
+				l.log.Warn("no proof of quorum: not renewing the VIP lease", "err", err)
+				unproven = true
+			}
+			l.Wake() // the loop re-reads leadership
+			continue
+		}
+		l.proofAt.Store(start.UnixNano())
+		if !l.serving.Load() {
+			continue // stepped down meanwhile: Release wins
+		}
+		all, err := l.cfg.VIPs.Renew(l.cfg.Node.State().Settings().VIPs)
+		if err != nil {
+			l.log.Warn("renewing the VIP lease", "err", err)
+		}
+		if !all {
+			l.Wake() // a VIP is missing: the loop claims it again
+		}
+		if stuck || unproven {
+			l.log.Info("VIP lease renewals resumed")
+			stuck, unproven = false, false
+		}
 	}
 }
 

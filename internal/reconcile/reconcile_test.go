@@ -28,10 +28,16 @@ type fakeDP struct {
 	handshakes []string
 	stats      []dataplane.PeerStats
 	closed     bool
+	block      chan struct{} // when set, Set waits for it to close (a stuck system call)
 }
 
 func (d *fakeDP) Set(cfg dataplane.Config) (bool, error) {
 	d.mu.Lock()
+	if b := d.block; b != nil {
+		d.mu.Unlock()
+		<-b
+		d.mu.Lock()
+	}
 	defer d.mu.Unlock()
 	d.last, d.up = cfg, cfg.Up
 	d.sets++
@@ -66,10 +72,11 @@ func (d *fakeDP) snapshot() (dataplane.Config, bool, []string) {
 }
 
 type fakeVIPs struct {
-	mu      sync.Mutex // guards held, claims, failing
-	held    bool
-	claims  int
-	failing bool
+	mu       sync.Mutex // guards held, claims, failing, renewals
+	held     bool
+	claims   int
+	failing  bool
+	renewals int
 }
 
 func (v *fakeVIPs) Claim([]netip.Prefix) (bool, error) {
@@ -90,6 +97,19 @@ func (v *fakeVIPs) Release([]netip.Prefix) (bool, error) {
 	v.held = false
 	return changed, nil
 }
+func (v *fakeVIPs) Renew([]netip.Prefix) (bool, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.held {
+		v.renewals++
+	}
+	return v.held, nil
+}
+func (v *fakeVIPs) renewed() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.renewals
+}
 func (v *fakeVIPs) Held([]netip.Prefix) (bool, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -103,12 +123,21 @@ type fakeNode struct {
 	index     atomic.Uint64
 	barriers  atomic.Int32
 	handovers atomic.Int32
+	verifies  atomic.Int32
+	wedged    atomic.Bool // VerifyLeader fails (Raft's leader loop does not answer)
 	proposed  chan fsm.SetEndpoints
 }
 
 func (n *fakeNode) IsLeader() bool { return n.leader.Load() }
 func (n *fakeNode) Barrier(time.Duration) error {
 	n.barriers.Add(1)
+	return nil
+}
+func (n *fakeNode) VerifyLeader(time.Duration) error {
+	if n.wedged.Load() || !n.leader.Load() {
+		return errors.New("not leader")
+	}
+	n.verifies.Add(1)
 	return nil
 }
 func (n *fakeNode) State() *fsm.FSM { return n.state }
@@ -360,4 +389,68 @@ func TestPeerLimitKeepsOldestPeers(t *testing.T) {
 	if PeerLimit(dataplane.KindUserspace) != dataplane.MaxUserspacePeers || PeerLimit(dataplane.KindKernel) != 0 {
 		t.Fatal("PeerLimit by kind")
 	}
+}
+
+// leaseHarness is a leader whose loop renews the VIP lease every 10ms with
+// a lifetime of 100ms.
+func leaseHarness(t *testing.T) (*fakeNode, *harness) {
+	n := newNode(t)
+	h := startWith(t, n, false, func(c *Config) {
+		c.LeaseRenew, c.LeaseLifetime = 10*time.Millisecond, 100*time.Millisecond
+	})
+	n.leader.Store(true)
+	h.lead <- struct{}{}
+	poll(t, "takeover", func() bool { return h.vips.isHeld() })
+	poll(t, "renewals", func() bool { return h.vips.renewed() >= 3 })
+	return n, h
+}
+
+// stopsRenewing fails unless the renewals stop (at most one in flight when
+// the fault began) for ten renewal periods.
+func stopsRenewing(t *testing.T, h *harness) {
+	t.Helper()
+	before := h.vips.renewed()
+	time.Sleep(100 * time.Millisecond) // an observation window: nothing may happen in it
+	mid := h.vips.renewed()
+	time.Sleep(100 * time.Millisecond)
+	if after := h.vips.renewed(); after != mid || mid > before+1 {
+		t.Fatalf("renewals went on: %d, %d, %d", before, mid, after)
+	}
+}
+
+func TestLeaseStopsWhenRaftIsWedged(t *testing.T) {
+	n, h := leaseHarness(t)
+	// Raft still says leader, but its leader loop answers nothing.
+	n.wedged.Store(true)
+	stopsRenewing(t, h)
+	// Nor does the loop claim the VIP again on the strength of IsLeader
+	// alone: it gives up and hands over.
+	poll(t, "step-down and handover", func() bool { return !h.vips.isHeld() && n.handovers.Load() > 0 })
+}
+
+func TestLeaseStopsWhenThePassIsStuck(t *testing.T) {
+	_, h := leaseHarness(t)
+	block := make(chan struct{})
+	h.dp.mu.Lock()
+	h.dp.block = block
+	h.dp.mu.Unlock()
+	// A state change makes the next pass apply a config; Set hangs.
+	h.node.apply(fsm.CmdAddPeer, fsm.AddPeer{Name: "new", PublicKey: key(50), Enabled: true, At: t0})
+	h.loop.Wake()
+	poll(t, "the pass to hang", func() bool { s := h.loop.passStart.Load(); return s != 0 && time.Since(time.Unix(0, s)) > 150*time.Millisecond })
+	stopsRenewing(t, h)
+	h.dp.mu.Lock()
+	h.dp.block = nil
+	h.dp.mu.Unlock()
+	close(block)
+	n := h.vips.renewed()
+	poll(t, "renewals to resume", func() bool { return h.vips.renewed() > n+2 })
+}
+
+func TestLeaseStopsAtStepDown(t *testing.T) {
+	n, h := leaseHarness(t)
+	n.leader.Store(false)
+	h.lead <- struct{}{}
+	poll(t, "step-down", func() bool { return !h.vips.isHeld() })
+	stopsRenewing(t, h)
 }
