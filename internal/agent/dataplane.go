@@ -141,7 +141,8 @@ var (
 	errVerifyPending = errors.New("verify leader: the previous round has not finished")
 	errVerifyTimeout = errors.New("verify leader: no answer from a quorum")
 )
-func (n agentNode) State() *fsm.FSM                     { return n.a.state }
+
+func (n agentNode) State() *fsm.FSM { return n.a.state }
 func (n agentNode) Propose(t fsm.CommandType, body any) (any, error) {
 	return n.a.Apply(t, body)
 }

@@ -437,7 +437,10 @@ func TestLeaseStopsWhenThePassIsStuck(t *testing.T) {
 	// A state change makes the next pass apply a config; Set hangs.
 	h.node.apply(fsm.CmdAddPeer, fsm.AddPeer{Name: "new", PublicKey: key(50), Enabled: true, At: t0})
 	h.loop.Wake()
-	poll(t, "the pass to hang", func() bool { s := h.loop.passStart.Load(); return s != 0 && time.Since(time.Unix(0, s)) > 150*time.Millisecond })
+	poll(t, "the pass to hang", func() bool {
+		s := h.loop.passStart.Load()
+		return s != 0 && time.Since(time.Unix(0, s)) > 150*time.Millisecond
+	})
 	stopsRenewing(t, h)
 	h.dp.mu.Lock()
 	h.dp.block = nil
