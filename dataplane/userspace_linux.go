@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -83,13 +84,34 @@ func openUserspace(name string, log *slog.Logger) (_ *userspaceDevice, err error
 	if err != nil {
 		return nil, fmt.Errorf("open UAPI socket for %s: %w", name, err)
 	}
-	d.uapi, err = ipc.UAPIListen(name, f)
-	f.Close() // UAPIListen holds its own copy
+	d.uapi, err = uapiListen(f)
+	f.Close() // the listener holds its own copy
 	if err != nil {
 		return nil, fmt.Errorf("listen on UAPI socket for %s: %w", name, err)
 	}
 	go d.serveUAPI()
 	return d, nil
+}
+
+// uapiListen wraps the UAPI socket file in a plain Unix listener that
+// removes the socket file when closed.
+//
+// wireguard-go's ipc.UAPIListen also watches the socket file with inotify
+// and ends Accept when the file is deleted; but its Close races with that
+// watching goroutine, which closes the cancellation pipe Close then writes
+// to ("close UAPI socket: write |1: file already closed", whenever the
+// goroutine wins). The device does not need the watch: its owner, not the
+// presence of the file, decides when it goes. Without it Close has one step
+// and reports only real errors.
+func uapiListen(f *os.File) (net.Listener, error) {
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, err
+	}
+	if ul, ok := ln.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(true)
+	}
+	return ln, nil
 }
 
 // serveUAPI answers `wg` on the UAPI socket until it is closed.
