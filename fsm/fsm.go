@@ -184,7 +184,7 @@ func ValidateSettings(st *Settings) error {
 	if st.Endpoint == "" {
 		return fmt.Errorf("%w: endpoint is empty", ErrInvalid)
 	}
-	return nil
+	return validateClientFields(st)
 }
 
 func (s *state) applyInit(c Init) any {
@@ -237,8 +237,8 @@ func (s *state) applyRegisterNode(c RegisterNode) any {
 	if err := ValidateName(c.ID); err != nil {
 		return fmt.Errorf("node id: %w", err)
 	}
-	if c.RaftAddr == "" || c.APIAddr == "" {
-		return fmt.Errorf("%w: node %s needs a Raft and an API address", ErrInvalid, c.ID)
+	if err := validateNodeAddrs(c); err != nil {
+		return err
 	}
 	s.nodes[c.ID] = Node{ID: c.ID, RaftAddr: c.RaftAddr, APIAddr: c.APIAddr, UpdatedAt: c.At}
 	s.touch(c.At)
@@ -534,8 +534,8 @@ func (s *state) applySetEndpoints(c SetEndpoints) any {
 }
 
 func (s *state) applySetJoinToken(c SetJoinToken) any {
-	if c.Token == "" {
-		return fmt.Errorf("%w: empty join token", ErrInvalid)
+	if err := ValidateTokenText(c.Token); err != nil {
+		return fmt.Errorf("join token: %w", err)
 	}
 	s.cluster.JoinToken = c.Token
 	s.touch(c.At)

@@ -157,13 +157,6 @@ func (f *FSM) WriteSnapshot(w io.Writer) error {
 	return err
 }
 
-// ValidateSnapshot reads a whole snapshot and reports whether Restore would
-// accept it, without changing anything.
-func ValidateSnapshot(r io.Reader) error {
-	_, err := readSnapshot(r)
-	return err
-}
-
 // readSnapshot decodes a snapshot into a fresh state, checking it as it goes.
 func readSnapshot(r io.Reader) (*state, error) {
 	br := bufio.NewReaderSize(r, 1<<16)

@@ -1087,7 +1087,7 @@ func TestSnapshotSaveRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	foreign := replaceCA(t, snap, string(otherCA.CertPEM))
+	foreign := replaceCAPair(t, snap, otherCA.CertPEM, otherCA.KeyPEM)
 	truncated := snap[:len(snap)-40]
 	badPeer := bytes.Replace(snap, []byte(`"name":"s2"`), []byte(`"name":"s/2"`), 1)
 	for name, body := range map[string][]byte{
@@ -1178,22 +1178,6 @@ func TestSnapshotSaveRestore(t *testing.T) {
 	})
 	// Members stay registered, so forwarding still works.
 	e.create(e.follower(), "after-force")
-}
-
-// replaceCA swaps the CA certificate inside a snapshot.
-func replaceCA(t *testing.T, snap []byte, caPEM string) []byte {
-	t.Helper()
-	lines := bytes.SplitN(snap, []byte("\n"), 3)
-	var meta map[string]any
-	if err := json.Unmarshal(lines[1], &meta); err != nil {
-		t.Fatal(err)
-	}
-	meta["cluster"].(map[string]any)["ca_cert_pem"] = caPEM
-	b, err := json.Marshal(meta)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return slices.Concat(lines[0], []byte("\n"), b, []byte("\n"), lines[2])
 }
 
 // duplicatePeer repeats the first peer of a snapshot in place of the second.

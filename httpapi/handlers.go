@@ -441,8 +441,8 @@ func (s *Server) join(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	for _, a := range []string{req.RaftAddr, req.APIAddr} {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return errorf(http.StatusBadRequest, "invalid", "%q is not a host:port address", a)
+		if err := fsm.ValidateNodeAddr(a); err != nil {
+			return err
 		}
 	}
 	if err := s.b.AddVoter(req.NodeID, req.RaftAddr); err != nil {
@@ -661,6 +661,9 @@ func (s *Server) createPeer(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
+	if err := fsm.ValidatePeerRoutes(s.b.State().RouteContext(), routes); err != nil {
+		return err
+	}
 	if len(routes) > 0 {
 		cmd.AllowedIPs = routes
 	}
@@ -708,6 +711,9 @@ func (s *Server) updatePeer(w http.ResponseWriter, r *request) error {
 	if req.AllowedIPs != nil {
 		routes, err := parsePrefixes("allowed_ips", *req.AllowedIPs)
 		if err != nil {
+			return err
+		}
+		if err := fsm.ValidatePeerRoutes(s.b.State().RouteContext(), routes); err != nil {
 			return err
 		}
 		cmd.AllowedIPs = &routes

@@ -49,8 +49,11 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *request) error {
 	if len(r.body) == 0 {
 		return errorf(http.StatusBadRequest, "invalid", "request body is empty; send a snapshot file (GET /v1/cluster/snapshot)")
 	}
-	// Restoring into a scratch state machine makes every check of
-	// fsm.ValidateSnapshot and also shows what the snapshot holds.
+	// The file must pass every rule a live write passes (fsm owns them);
+	// the scratch state machine then shows what the snapshot holds.
+	if err := fsm.ValidateSnapshot(bytes.NewReader(r.body)); err != nil {
+		return errorf(http.StatusBadRequest, "invalid_snapshot", "not a valid snapshot: %v", err)
+	}
 	scratch := fsm.New(nil)
 	if err := scratch.Restore(io.NopCloser(bytes.NewReader(r.body))); err != nil {
 		return errorf(http.StatusBadRequest, "invalid_snapshot", "not a valid snapshot: %v", err)

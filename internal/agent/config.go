@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -272,10 +271,8 @@ func settingsFromFlags(c ClusterFlags) (fsm.Settings, error) {
 		s.ClientAllowedIPs = append(s.ClientAllowedIPs, p)
 	}
 	s.ClientDNS = splitList(c.ClientDNS)
-	for _, d := range s.ClientDNS {
-		if _, err := netip.ParseAddr(d); err != nil && !validHostname(d) {
-			return s, fmt.Errorf("--client-dns %q: want an IP address or a search domain", d)
-		}
+	if err := fsm.ValidateClientDNS(s.ClientDNS); err != nil {
+		return s, fmt.Errorf("--client-dns: %w", err)
 	}
 	s.MTU = c.MTU
 	if s.MTU == 0 {
@@ -288,33 +285,10 @@ func settingsFromFlags(c ClusterFlags) (fsm.Settings, error) {
 	s.Endpoint = c.Endpoint
 	if s.Endpoint == "" {
 		s.Endpoint = net.JoinHostPort(s.VIPs[0].Addr().String(), strconv.Itoa(s.ListenPort))
-	} else if !validEndpoint(s.Endpoint) {
-		return s, fmt.Errorf("--endpoint %q: want host:port, with a host name or an IP address (IPv6 in brackets) and a port 1-65535", s.Endpoint)
+	} else if err := fsm.ValidateEndpoint(s.Endpoint); err != nil {
+		return s, fmt.Errorf("--endpoint: %w (want host:port, with a host name or an IP address, IPv6 in brackets, and a port 1-65535)", err)
 	}
 	return s, nil
-}
-
-// hostnameRE is a DNS name: letters, digits, dashes and dots.
-var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$`)
-
-// validHostname reports whether h is a DNS name. Values written into client
-// configs are checked so that none can carry a line break or another key.
-func validHostname(h string) bool { return len(h) <= 253 && hostnameRE.MatchString(h) }
-
-// validEndpoint reports whether ep is host:port as WireGuard's Endpoint
-// takes it.
-func validEndpoint(ep string) bool {
-	host, port, err := net.SplitHostPort(ep)
-	if err != nil {
-		return false
-	}
-	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 || strconv.Itoa(p) != port {
-		return false
-	}
-	if a, err := netip.ParseAddr(host); err == nil {
-		return a.Zone() == "" && (a.Is4() || strings.HasPrefix(ep, "["))
-	}
-	return validHostname(host)
 }
 
 // splitList accepts repeated flags and comma-separated values alike.

@@ -40,6 +40,9 @@ func (a *Agent) prepareBootstrap() error {
 	if err := fsm.ValidateSettings(&settings); err != nil {
 		return fmt.Errorf("cluster settings: %w", err)
 	}
+	if err := fsm.ValidateServerKeyPair(settings.PrivateKey, settings.PublicKey); err != nil {
+		return fmt.Errorf("cluster settings: %w", err)
+	}
 	now := time.Now()
 	ca, err := pki.NewCA("raftguard cluster CA", now)
 	if err != nil {
