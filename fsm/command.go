@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
+	"strconv"
 	"time"
 )
 
@@ -31,6 +33,8 @@ const (
 	// CmdSetNodeCert is ignorable: an older node does not track node
 	// certificates (and so does not refuse revoked ones) but stays in step.
 	CmdSetNodeCert CommandType = IgnorableFlag | 12
+	// CmdSetClusterVersion raises the cluster version (protocol 2).
+	CmdSetClusterVersion CommandType = 13
 
 	// IgnorableFlag marks a command type that older nodes may ignore.
 	IgnorableFlag CommandType = 0x80
@@ -51,15 +55,33 @@ const (
 //     that way is a new command type.
 //  4. A new command type that older nodes may skip without their state
 //     drifting (it changes nothing they keep) sets IgnorableFlag.
+//  5. A command or field that a node of an older protocol version cannot
+//     apply exactly as a newer one does (an unknown type stops an older
+//     node; an ignored field changes the outcome) names the protocol
+//     version that introduced it: the table's since column for a command,
+//     a `since:"N"` struct tag for a field. ProtocolVersion is raised with
+//     it. Nodes propose it only once the replicated cluster version has
+//     reached N, which the leader raises only when every member runs a
+//     version that supports N (CheckProposable; the upgrade gate).
+//  6. Apply's rules for a command that older nodes also apply never get
+//     stricter or looser without a check of the cluster version inside
+//     Apply: older replicas would accept what newer ones reject.
 //
 // testdata/commands.golden lists every registered type and every field of
 // every command body; TestCommandEvolution fails when the table breaks these
 // rules, and tells how to record an allowed addition.
 
+// ProtocolVersion is the newest command protocol this build applies and
+// proposes. Protocol 1 is the first release's set of commands; protocol 2
+// adds the cluster version itself and lets cluster settings change.
+const ProtocolVersion = 2
+
 // command is one entry of the registration table.
 type command struct {
 	typ  CommandType
 	name string
+	// since is the protocol version from which nodes may propose it.
+	since int
 	// body returns a pointer to a zero command body (the decoder's target;
 	// the evolution test reads its fields).
 	body func() any
@@ -69,26 +91,30 @@ type command struct {
 
 // commands is the registration table: every command type, once.
 var commands = []command{
-	register(CmdInit, "init", (*state).applyInit),
-	register(CmdRegisterNode, "register-node", (*state).applyRegisterNode),
-	register(CmdRemoveNode, "remove-node", (*state).applyRemoveNode),
-	register(CmdAddPeer, "add-peer", (*state).applyAddPeer),
-	register(CmdUpdatePeer, "update-peer", (*state).applyUpdatePeer),
-	register(CmdDeletePeer, "delete-peer", (*state).applyDeletePeer),
-	register(CmdSetEndpoints, "set-endpoints", (*state).applySetEndpoints),
-	register(CmdSetJoinToken, "set-join-token", (*state).applySetJoinToken),
-	register(CmdAddAdminToken, "add-admin-token", (*state).applyAddAdminToken),
-	register(CmdRevokeAdminToken, "revoke-admin-token", (*state).applyRevokeAdminToken),
-	register(CmdUpdateSettings, "update-settings", (*state).applyUpdateSettings),
-	register(CmdSetNodeCert, "set-node-cert", (*state).applySetNodeCert),
+	register(CmdInit, "init", 1, (*state).applyInit),
+	register(CmdRegisterNode, "register-node", 1, (*state).applyRegisterNode),
+	register(CmdRemoveNode, "remove-node", 1, (*state).applyRemoveNode),
+	register(CmdAddPeer, "add-peer", 1, (*state).applyAddPeer),
+	register(CmdUpdatePeer, "update-peer", 1, (*state).applyUpdatePeer),
+	register(CmdDeletePeer, "delete-peer", 1, (*state).applyDeletePeer),
+	register(CmdSetEndpoints, "set-endpoints", 1, (*state).applySetEndpoints),
+	register(CmdSetJoinToken, "set-join-token", 1, (*state).applySetJoinToken),
+	register(CmdAddAdminToken, "add-admin-token", 1, (*state).applyAddAdminToken),
+	register(CmdRevokeAdminToken, "revoke-admin-token", 1, (*state).applyRevokeAdminToken),
+	// Protocol 1 nodes apply update-settings but never proposed it: they
+	// have no route for it, so a write forwarded to one would fail.
+	register(CmdUpdateSettings, "update-settings", 2, (*state).applyUpdateSettings),
+	register(CmdSetNodeCert, "set-node-cert", 1, (*state).applySetNodeCert),
+	register(CmdSetClusterVersion, "set-cluster-version", 2, (*state).applySetClusterVersion),
 }
 
 // register makes a table entry for a command whose body is a T.
-func register[T any](t CommandType, name string, fn func(*state, T) any) command {
+func register[T any](t CommandType, name string, since int, fn func(*state, T) any) command {
 	return command{
-		typ:  t,
-		name: name,
-		body: func() any { return new(T) },
+		typ:   t,
+		name:  name,
+		since: since,
+		body:  func() any { return new(T) },
 		apply: func(s *state, body json.RawMessage) any {
 			v, err := decodeBody[T](body)
 			if err != nil {
@@ -122,6 +148,84 @@ func decodeBody[T any](body json.RawMessage) (T, error) {
 		return v, fmt.Errorf("%w: %v", ErrMalformedCommand, err)
 	}
 	return v, nil
+}
+
+// ErrUpgradeRequired is returned by CheckProposable for a command or field
+// that some member of the cluster cannot apply yet.
+var ErrUpgradeRequired = errors.New("upgrade required")
+
+// CheckProposable reports whether a node may propose command t with body
+// when the replicated cluster version is clusterVersion: the command, and
+// every field set in body, must belong to a protocol version every member
+// supports (rule 5 above). Set-cluster-version is checked by its proposer,
+// the leader, against every member's reported version instead.
+func CheckProposable(t CommandType, body any, clusterVersion int) error {
+	c := lookup(t)
+	if c == nil {
+		return fmt.Errorf("%w: command %s is not registered", ErrInvalid, t)
+	}
+	if t == CmdSetClusterVersion {
+		if v, ok := body.(SetClusterVersion); !ok || v.Version > ProtocolVersion {
+			return fmt.Errorf("%w: this node supports cluster version %d at most", ErrInvalid, ProtocolVersion)
+		}
+		return nil
+	}
+	if c.since > clusterVersion {
+		return upgradeRequired(c.name, c.since, clusterVersion)
+	}
+	if field, since := newestFieldSet(reflect.ValueOf(body)); since > clusterVersion {
+		return upgradeRequired(c.name+" field "+field, since, clusterVersion)
+	}
+	return nil
+}
+
+func upgradeRequired(what string, need, have int) error {
+	return fmt.Errorf("%w: %s needs cluster version %d, the cluster runs version %d; upgrade every node (it is raised automatically once all run a version that supports it)", ErrUpgradeRequired, what, need, have)
+}
+
+// newestFieldSet returns the non-zero field of v (recursively) with the
+// highest since tag, and that version (1 when none is tagged).
+func newestFieldSet(v reflect.Value) (string, int) {
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return "", 1
+		}
+		v = v.Elem()
+	}
+	best, bestV := "", 1
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			if !f.IsExported() || v.Field(i).IsZero() {
+				continue
+			}
+			if tag := f.Tag.Get("since"); tag != "" {
+				if n, err := strconv.Atoi(tag); err == nil && n > bestV {
+					best, bestV = f.Name, n
+				}
+			}
+			if name, n := newestFieldSet(v.Field(i)); n > bestV {
+				best, bestV = f.Name+"."+name, n
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if name, n := newestFieldSet(v.Index(i)); n > bestV {
+				best, bestV = name, n
+			}
+		}
+	}
+	return best, bestV
+}
+
+// CommandSince is the protocol version from which command t may be
+// proposed (0 for an unregistered type).
+func CommandSince(t CommandType) int {
+	if c := lookup(t); c != nil {
+		return c.since
+	}
+	return 0
 }
 
 func (t CommandType) String() string {
@@ -266,4 +370,13 @@ type UpdateSettings struct {
 	MTU              *int            `json:"mtu,omitempty"`
 	Keepalive        *int            `json:"keepalive,omitempty"`
 	At               time.Time       `json:"at"`
+}
+
+// SetClusterVersion raises the cluster version: from then on, nodes may
+// propose the commands and fields of protocol versions up to Version. The
+// leader proposes it once every member reports that it supports Version.
+// The version never goes down; a lower or equal Version changes nothing.
+type SetClusterVersion struct {
+	Version int       `json:"version"`
+	At      time.Time `json:"at"`
 }

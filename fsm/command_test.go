@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"slices"
@@ -40,6 +41,9 @@ func walkCommands() (out []string, omit map[string]bool) {
 	omit = map[string]bool{}
 	for _, c := range commands {
 		out = append(out, fmt.Sprintf("%d %s", uint8(c.typ), c.name))
+		if c.since > 1 {
+			out = append(out, fmt.Sprintf("%d %s since=%d", uint8(c.typ), c.name, c.since))
+		}
 		var walk func(prefix string, t reflect.Type)
 		walk = func(prefix string, t reflect.Type) {
 			for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
@@ -60,7 +64,11 @@ func walkCommands() (out []string, omit map[string]bool) {
 					name = f.Name
 				}
 				path := prefix + "." + name
-				out = append(out, fmt.Sprintf("%d %s %s %s", uint8(c.typ), c.name, path, f.Type))
+				line := fmt.Sprintf("%d %s %s %s", uint8(c.typ), c.name, path, f.Type)
+				if since := f.Tag.Get("since"); since != "" {
+					line += " since=" + since
+				}
+				out = append(out, line)
 				_, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
 				omit[fmt.Sprintf("%d %s", uint8(c.typ), path)] = strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")
 				walk(path, f.Type)
@@ -86,7 +94,7 @@ func TestCommandEvolution(t *testing.T) {
 			}
 		}
 		for _, h := range have {
-			if f := strings.Fields(h); len(f) == 4 && oldCmds[f[0]] && !strings.Contains(string(old), h) && !omitsZero(f[0], f[2]) {
+			if f := strings.Fields(h); len(f) >= 4 && oldCmds[f[0]] && !strings.Contains(string(old), h) && !omitsZero(f[0], f[2]) {
 				t.Fatalf("%q: a field added to an existing command must be left out when zero (omitempty or omitzero)", h)
 			}
 		}
@@ -119,6 +127,22 @@ func TestCommandEvolution(t *testing.T) {
 	for _, h := range have {
 		if !slices.Contains(golden, h) {
 			t.Errorf("%q is new: check it against the rules beside the command table (a new field needs a zero value that keeps the old meaning and omitempty/omitzero), then record it with go test ./fsm -run TestCommandEvolution -update-commands", h)
+		}
+	}
+	// The first release's commands; every later one names its protocol.
+	first := []CommandType{CmdInit, CmdRegisterNode, CmdRemoveNode, CmdAddPeer, CmdUpdatePeer, CmdDeletePeer,
+		CmdSetEndpoints, CmdSetJoinToken, CmdAddAdminToken, CmdRevokeAdminToken, CmdUpdateSettings, CmdSetNodeCert}
+	for _, c := range commands {
+		if !slices.Contains(first, c.typ) && c.since < 2 {
+			t.Errorf("%s was added after the first release: give it the protocol version that introduced it", c.name)
+		}
+		if c.since < 1 || c.since > ProtocolVersion {
+			t.Errorf("%s: since %d is outside 1-%d", c.name, c.since, ProtocolVersion)
+		}
+	}
+	for _, h := range have {
+		if f := strings.Fields(h); len(f) == 5 && !omitsZero(f[0], f[2]) {
+			t.Errorf("%q: a field with a since tag must be left out when zero (omitempty or omitzero)", h)
 		}
 	}
 	seen := map[string]bool{}
@@ -171,4 +195,72 @@ func TestCommandTable(t *testing.T) {
 	if lookup(100) != nil || CommandType(100).String() != "type-100" {
 		t.Error("an unregistered type is found")
 	}
+}
+
+func TestCheckProposable(t *testing.T) {
+	psk := "x"
+	if err := CheckProposable(CmdAddPeer, AddPeer{Name: "a"}, 1); err != nil {
+		t.Fatal(err)
+	}
+	err := CheckProposable(CmdUpdateSettings, UpdateSettings{}, 1)
+	if !errors.Is(err, ErrUpgradeRequired) || !strings.Contains(err.Error(), "update-settings needs cluster version 2") {
+		t.Fatalf("update-settings at version 1: %v", err)
+	}
+	if err := CheckProposable(CmdUpdateSettings, UpdateSettings{}, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckProposable(CmdSetClusterVersion, SetClusterVersion{Version: ProtocolVersion}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckProposable(CmdSetClusterVersion, SetClusterVersion{Version: ProtocolVersion + 1}, 1); err == nil {
+		t.Fatal("a cluster version beyond this build's was proposable")
+	}
+	if err := CheckProposable(CommandType(99), struct{}{}, 9); err == nil {
+		t.Fatal("an unregistered type was proposable")
+	}
+	// Fields: a tagged field counts only when set, also inside slices and
+	// pointers.
+	type inner struct {
+		New string `json:"new,omitempty" since:"3"`
+	}
+	type body struct {
+		Old   *string `json:"old,omitempty"`
+		Items []inner `json:"items,omitempty"`
+	}
+	if f, v := newestFieldSet(reflect.ValueOf(body{Old: &psk, Items: []inner{{}}})); v != 1 {
+		t.Fatalf("unset tagged field counted: %s %d", f, v)
+	}
+	if f, v := newestFieldSet(reflect.ValueOf(&body{Items: []inner{{}, {New: "y"}}})); v != 3 || f != "Items.New" {
+		t.Fatalf("got %s %d", f, v)
+	}
+}
+
+func TestClusterVersion(t *testing.T) {
+	h := newHarness(t, "10.99.0.0/24", "")
+	v1 := h.snapshotBytes()
+	if h.f.ClusterVersion() != 1 || bytes.Contains(v1, []byte("cluster_version")) {
+		t.Fatalf("a new cluster is at version %d; snapshot %s", h.f.ClusterVersion(), v1)
+	}
+	h.mustOK(CmdSetClusterVersion, SetClusterVersion{Version: 2, At: t0})
+	h.mustOK(CmdSetClusterVersion, SetClusterVersion{Version: 1, At: t0}) // never down
+	if h.f.ClusterVersion() != 2 {
+		t.Fatalf("version %d", h.f.ClusterVersion())
+	}
+	other := newHarness(t, "10.99.0.0/24", "")
+	if err := other.f.Restore(io.NopCloser(bytes.NewReader(h.snapshotBytes()))); err != nil {
+		t.Fatal(err)
+	}
+	if other.f.ClusterVersion() != 2 {
+		t.Fatal("restore lost the cluster version")
+	}
+	future := bytes.Replace(h.snapshotBytes(), []byte(`"cluster_version":2`), []byte(`"cluster_version":99`), 1)
+	if err := other.f.Restore(io.NopCloser(bytes.NewReader(future))); !errors.Is(err, ErrSnapshotVersion) {
+		t.Fatalf("a state of a newer cluster version restored: %v", err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a cluster version beyond this build's did not stop the node")
+		}
+	}()
+	h.apply(CmdSetClusterVersion, SetClusterVersion{Version: ProtocolVersion + 1, At: t0})
 }

@@ -49,6 +49,9 @@ type state struct {
 	peers       map[string]*Peer
 	certs       map[string]NodeCert    // by node ID
 	revoked     map[string]RevokedCert // by fingerprint
+	// version is the cluster version (0 reads as 1): the newest protocol
+	// every member supports, raised through SetClusterVersion.
+	version int
 
 	// Indexes derived from the fields above.
 	byKey      map[string]string     // public key -> peer name
@@ -570,6 +573,19 @@ func (s *state) applyRevokeAdminToken(c RevokeAdminToken) any {
 	return nil
 }
 
+func (s *state) applySetClusterVersion(c SetClusterVersion) any {
+	if c.Version > ProtocolVersion {
+		// Every other replica moves on to a protocol this node cannot
+		// follow: stop, as for an unknown command type.
+		panic(fmt.Sprintf("fsm: the cluster version is now %d, this node supports %d: this node is older than the cluster; upgrade it", c.Version, ProtocolVersion))
+	}
+	if c.Version > s.version {
+		s.version = c.Version
+	}
+	s.touch(c.At)
+	return nil
+}
+
 func (s *state) applyUpdateSettings(c UpdateSettings) any {
 	st := s.settings
 	st.VIPs = slices.Clone(st.VIPs)
@@ -597,6 +613,14 @@ func (s *state) applyUpdateSettings(c UpdateSettings) any {
 }
 
 // ---- reads ----
+
+// ClusterVersion is the replicated cluster version: nodes propose only the
+// commands and fields of protocol versions up to it (CheckProposable).
+func (f *FSM) ClusterVersion() int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return max(f.st.version, 1)
+}
 
 // Initialized reports whether the cluster has been bootstrapped.
 func (f *FSM) Initialized() bool {
@@ -774,7 +798,7 @@ func (f *FSM) LastTime() time.Time {
 // (as opposed to a Raft or transport failure).
 func IsRejection(err error) bool {
 	for _, e := range []error{ErrNotInitialized, ErrAlreadyInitialized, ErrInvalid, ErrNotFound,
-		ErrDuplicateName, ErrDuplicateKey, ErrAddressInUse, ErrOverlap, ErrPoolExhausted, ErrMalformedCommand} {
+		ErrDuplicateName, ErrDuplicateKey, ErrAddressInUse, ErrOverlap, ErrPoolExhausted, ErrMalformedCommand, ErrUpgradeRequired} {
 		if errors.Is(err, e) {
 			return true
 		}

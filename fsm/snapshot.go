@@ -42,6 +42,9 @@ type snapMeta struct {
 	// recorded or revoked node certificates.
 	NodeCerts    []NodeCert    `json:"node_certs,omitempty"`
 	RevokedCerts []RevokedCert `json:"revoked_certs,omitempty"`
+	// ClusterVersion is left out while it is 1, so that nodes of the first
+	// release read (and digest) the snapshot as their own.
+	ClusterVersion int `json:"cluster_version,omitempty"`
 }
 
 type snapshot struct {
@@ -65,6 +68,9 @@ func (s *state) snapshot() *snapshot {
 		LastTime:    s.lastTime,
 		Peers:       len(s.peers),
 	}}
+	if s.version > 1 {
+		sn.meta.ClusterVersion = s.version
+	}
 	sn.meta.Settings.VIPs = slices.Clone(s.settings.VIPs)
 	for _, n := range s.nodes {
 		sn.meta.Nodes = append(sn.meta.Nodes, n)
@@ -172,7 +178,11 @@ func readSnapshot(r io.Reader) (*state, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("%w: cannot read the state: %v", ErrSnapshotVersion, err)
 	}
+	if m.ClusterVersion > ProtocolVersion {
+		return nil, fmt.Errorf("%w: the state is at cluster version %d, this node supports %d: upgrade it", ErrSnapshotVersion, m.ClusterVersion, ProtocolVersion)
+	}
 	st := newState()
+	st.version = m.ClusterVersion
 	st.initialized = m.Initialized
 	st.settings = m.Settings
 	st.cluster = m.Cluster

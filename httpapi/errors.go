@@ -65,6 +65,8 @@ func toAPIError(err error) *apiError {
 		return &apiError{http.StatusConflict, "overlap", err.Error()}
 	case errors.Is(err, fsm.ErrPoolExhausted):
 		return &apiError{http.StatusUnprocessableEntity, "pool_exhausted", err.Error()}
+	case errors.Is(err, fsm.ErrUpgradeRequired):
+		return &apiError{http.StatusConflict, "upgrade_required", err.Error()}
 	case errors.Is(err, fsm.ErrNotInitialized):
 		return &apiError{http.StatusServiceUnavailable, "not_initialized", err.Error()}
 	case errors.Is(err, fsm.ErrAlreadyInitialized):

@@ -37,8 +37,8 @@ func (s *Server) register() {
 	s.handle("GET /v1/cluster/snapshot", tokenOnly, read, s.saveSnapshot, withTimeout(10*time.Minute))
 	s.handle("POST /v1/cluster/snapshot/restore", tokenOnly, write, s.restoreSnapshot,
 		withMaxBody(s.cfg.MaxSnapshotBody), withTimeout(10*time.Minute))
-	s.handle("POST /v1/cluster/join/certificate", joiner, write, s.joinCertificate)
-	s.handle("POST /v1/cluster/join", joiner, write, s.join)
+	s.handle("POST /v1/cluster/join/certificate", joiner, write, s.joinCertificate, withPrepare(s.checkJoinerProtocol))
+	s.handle("POST /v1/cluster/join", joiner, write, s.join, withPrepare(s.checkJoinerProtocol))
 	s.handle("GET /v1/interface", admin, read, s.iface)
 	s.handle("POST /v1/keys", admin, local, s.keys)
 	s.handle("GET /v1/peers", admin, read, s.listPeers)
@@ -106,7 +106,7 @@ func (s *Server) cluster(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	self := s.status()
-	out := ClusterStatus{LeaderID: self.LeaderID, Term: self.Term, Nodes: make([]ClusterNode, len(servers))}
+	out := ClusterStatus{LeaderID: self.LeaderID, Term: self.Term, ClusterVersion: s.b.State().ClusterVersion(), Nodes: make([]ClusterNode, len(servers))}
 	var wg sync.WaitGroup
 	for i, srv := range servers {
 		cn := &out.Nodes[i]

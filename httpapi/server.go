@@ -58,6 +58,10 @@ const (
 	// keys and the answer can hold the private key and config. It is read
 	// only on forwarded requests and never logged.
 	headerGenerated = "X-Raftguard-Generated-Keys"
+	// HeaderProtocol is, on a join request, the newest command protocol the
+	// joining node applies (absent: 1). A node that cannot apply what the
+	// cluster version allows is refused (409 upgrade_required).
+	HeaderProtocol = "X-Raftguard-Protocol"
 )
 
 // Backend is what the API needs from the node.

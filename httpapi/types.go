@@ -36,7 +36,17 @@ type NodeStatus struct {
 	// the same digest.
 	StateDigest string `json:"state_digest"`
 	StateIndex  uint64 `json:"state_index"`
+	// Protocol is the newest command protocol the node's build applies
+	// (absent, read as 1, from nodes of the first release), and
+	// ClusterVersion the replicated cluster version in its replica: nodes
+	// propose only what that version allows.
+	Protocol       int `json:"protocol,omitempty"`
+	ClusterVersion int `json:"cluster_version,omitempty"`
 }
+
+// NodeProtocol is the protocol version a node reports: 1 for a node of the
+// first release, which does not report one.
+func (n NodeStatus) NodeProtocol() int { return max(n.Protocol, 1) }
 
 // ClusterNode is one member in GET /v1/cluster.
 type ClusterNode struct {
@@ -48,10 +58,13 @@ type ClusterNode struct {
 
 // ClusterStatus is the answer of GET /v1/cluster.
 type ClusterStatus struct {
-	LeaderID  string        `json:"leader_id"`
-	Term      uint64        `json:"term"`
-	VIPHolder string        `json:"vip_holder"`
-	Nodes     []ClusterNode `json:"nodes"`
+	LeaderID  string `json:"leader_id"`
+	Term      uint64 `json:"term"`
+	VIPHolder string `json:"vip_holder"`
+	// ClusterVersion is the replicated cluster version in the answering
+	// node's replica.
+	ClusterVersion int           `json:"cluster_version"`
+	Nodes          []ClusterNode `json:"nodes"`
 }
 
 // Member is one server of the Raft configuration.

@@ -464,9 +464,10 @@ type statusRow struct {
 	Last, Applied                uint64
 	VIP                          bool
 	Interface, State             string
+	Version, Protocol            string
 }
 
-var statusHead = regexp.MustCompile(`^leader: (\S+)\s+term: (\d+)\s+VIP holder: (\S+)$`)
+var statusHead = regexp.MustCompile(`^leader: (\S+)\s+term: (\d+)\s+VIP holder: (\S+)\s+cluster version: (\d+)$`)
 
 func parseStatus(out string) (statusTable, error) {
 	var st statusTable
@@ -489,14 +490,14 @@ func parseStatus(out string) (statusTable, error) {
 		switch {
 		case len(f) == 0:
 		case f[0] == "NODE":
-			if strings.Join(f, " ") != "NODE ROLE VOTER RAFT API LAST APPLIED VIP INTERFACE STATE" {
+			if strings.Join(f, " ") != "NODE ROLE VOTER RAFT API LAST APPLIED VIP INTERFACE VERSION PROTOCOL STATE" {
 				return st, fmt.Errorf("columns %q", l)
 			}
 			header = true
-		case !header || len(f) != 10:
+		case !header || len(f) != 12:
 			return st, fmt.Errorf("row %q", l)
 		default:
-			r := statusRow{Node: f[0], Role: f[1], Voter: f[2], Raft: f[3], API: f[4], VIP: f[7] == "yes", Interface: f[8], State: f[9]}
+			r := statusRow{Node: f[0], Role: f[1], Voter: f[2], Raft: f[3], API: f[4], VIP: f[7] == "yes", Interface: f[8], Version: f[9], Protocol: f[10], State: f[11]}
 			r.Last, _ = strconv.ParseUint(f[5], 10, 64)
 			r.Applied, _ = strconv.ParseUint(f[6], 10, 64)
 			st.Rows = append(st.Rows, r)

@@ -103,8 +103,8 @@ func formatCreatedPeer(r httpapi.CreatePeerResponse) (stdout, note string) {
 
 func formatCluster(st httpapi.ClusterStatus) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "leader: %s   term: %d   VIP holder: %s\n\n", orDash(st.LeaderID), st.Term, orDash(st.VIPHolder))
-	rows := [][]string{{"NODE", "ROLE", "VOTER", "RAFT", "API", "LAST", "APPLIED", "VIP", "INTERFACE", "STATE"}}
+	fmt.Fprintf(&b, "leader: %s   term: %d   VIP holder: %s   cluster version: %d\n\n", orDash(st.LeaderID), st.Term, orDash(st.VIPHolder), max(st.ClusterVersion, 1))
+	rows := [][]string{{"NODE", "ROLE", "VOTER", "RAFT", "API", "LAST", "APPLIED", "VIP", "INTERFACE", "VERSION", "PROTOCOL", "STATE"}}
 	for _, n := range st.Nodes {
 		role, iface := n.Role, "down"
 		if !n.Reachable {
@@ -116,8 +116,12 @@ func formatCluster(st httpapi.ClusterStatus) string {
 		if n.Dataplane == "none" {
 			iface = "none"
 		}
+		proto := "-"
+		if n.Reachable {
+			proto = fmt.Sprint(n.NodeProtocol())
+		}
 		rows = append(rows, []string{n.NodeID, role, yesNo(n.Voter), orDash(n.RaftAddr), orDash(n.APIAddr),
-			fmt.Sprint(n.LastIndex), fmt.Sprint(n.AppliedIndex), yesNo(n.VIPHolder), iface, shortDigest(n.StateDigest)})
+			fmt.Sprint(n.LastIndex), fmt.Sprint(n.AppliedIndex), yesNo(n.VIPHolder), iface, orDash(n.Version), proto, shortDigest(n.StateDigest)})
 	}
 	b.WriteString(table(rows))
 	return b.String()

@@ -382,7 +382,46 @@ func (a *Agent) leaderDuties() error {
 			return fmt.Errorf("register node: %w", err)
 		}
 	}
-	return a.recordOwnCert()
+	if err := a.recordOwnCert(); err != nil {
+		return err
+	}
+	return a.raiseClusterVersion()
+}
+
+// raiseClusterVersion raises the replicated cluster version to the newest
+// protocol every member of the Raft configuration reports (through its
+// API; a node of the first release reports none and counts as 1). A member
+// that does not answer holds the version where it is.
+func (a *Agent) raiseClusterVersion() error {
+	cv := a.state.ClusterVersion()
+	if cv >= fsm.ProtocolVersion {
+		return nil
+	}
+	servers, err := a.raft.Servers()
+	if err != nil {
+		return fmt.Errorf("cluster version: %w", err)
+	}
+	supported := fsm.ProtocolVersion
+	for _, srv := range servers {
+		if srv.ID == a.node.NodeID {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := a.api.MemberStatus(ctx, srv.ID)
+		cancel()
+		if err != nil {
+			return nil // unknown: ask again on the next round
+		}
+		supported = min(supported, st.NodeProtocol())
+	}
+	if supported <= cv {
+		return nil
+	}
+	if _, err := a.Apply(fsm.CmdSetClusterVersion, fsm.SetClusterVersion{Version: supported, At: time.Now().UTC()}); err != nil {
+		return fmt.Errorf("raise the cluster version to %d: %w", supported, err)
+	}
+	a.log.Info("cluster version raised: every member supports it", "cluster_version", supported)
+	return nil
 }
 
 // checkAddresses warns (once) when a follower now advertises addresses other
@@ -497,8 +536,13 @@ func (a *Agent) LeaderID() string {
 	return id
 }
 
-// Apply proposes a command on this node (the leader).
+// Apply proposes a command on this node (the leader). A command or field
+// that the cluster version does not allow yet is refused
+// (fsm.ErrUpgradeRequired): some member could not apply it.
 func (a *Agent) Apply(t fsm.CommandType, body any) (any, error) {
+	if err := fsm.CheckProposable(t, body, a.state.ClusterVersion()); err != nil {
+		return nil, err
+	}
 	b, err := fsm.Encode(t, body)
 	if err != nil {
 		return nil, err
@@ -553,6 +597,9 @@ func (a *Agent) Status() httpapi.NodeStatus {
 		APIAddr:      a.node.APIAdvertise,
 		Dataplane:    a.cfg.Dataplane,
 		Version:      version.Version,
+
+		Protocol:       fsm.ProtocolVersion,
+		ClusterVersion: a.state.ClusterVersion(),
 	}
 	if a.loop != nil {
 		ls := a.loop.Status()

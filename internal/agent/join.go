@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -224,6 +225,7 @@ func postJSON(ctx context.Context, client *http.Client, url string, body []byte,
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(httpapi.HeaderProtocol, strconv.Itoa(fsm.ProtocolVersion))
 	resp, err := client.Do(req)
 	if err != nil {
 		var recErr tls.RecordHeaderError
@@ -245,7 +247,8 @@ func postJSON(ctx context.Context, client *http.Client, url string, body []byte,
 	if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
 		msg = eb.Error.Message
 	}
-	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusTooManyRequests {
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusTooManyRequests ||
+		eb.Error.Code == "upgrade_required" {
 		return fmt.Errorf("%w: %s", ErrJoinRefused, msg)
 	}
 	return errors.New(msg)
