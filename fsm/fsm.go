@@ -586,24 +586,32 @@ func (s *state) applySetClusterVersion(c SetClusterVersion) any {
 	return nil
 }
 
-func (s *state) applyUpdateSettings(c UpdateSettings) any {
-	st := s.settings
-	st.VIPs = slices.Clone(st.VIPs)
+// Updated returns the settings with the fields c sets changed. The result
+// shares nothing with s.
+func (s Settings) Updated(c UpdateSettings) Settings {
+	s.VIPs = slices.Clone(s.VIPs)
+	s.ClientAllowedIPs = slices.Clone(s.ClientAllowedIPs)
+	s.ClientDNS = slices.Clone(s.ClientDNS)
 	if c.Endpoint != nil {
-		st.Endpoint = *c.Endpoint
+		s.Endpoint = *c.Endpoint
 	}
 	if c.ClientAllowedIPs != nil {
-		st.ClientAllowedIPs = slices.Clone(*c.ClientAllowedIPs)
+		s.ClientAllowedIPs = slices.Clone(*c.ClientAllowedIPs)
 	}
 	if c.ClientDNS != nil {
-		st.ClientDNS = slices.Clone(*c.ClientDNS)
+		s.ClientDNS = slices.Clone(*c.ClientDNS)
 	}
 	if c.MTU != nil {
-		st.MTU = *c.MTU
+		s.MTU = *c.MTU
 	}
 	if c.Keepalive != nil {
-		st.Keepalive = *c.Keepalive
+		s.Keepalive = *c.Keepalive
 	}
+	return s
+}
+
+func (s *state) applyUpdateSettings(c UpdateSettings) any {
+	st := s.settings.Updated(c)
 	if err := ValidateSettings(&st); err != nil {
 		return err
 	}

@@ -39,6 +39,8 @@ func (s *Server) register() {
 		withMaxBody(s.cfg.MaxSnapshotBody), withTimeout(10*time.Minute))
 	s.handle("POST /v1/cluster/join/certificate", joiner, write, s.joinCertificate, withPrepare(s.checkJoinerProtocol))
 	s.handle("POST /v1/cluster/join", joiner, write, s.join, withPrepare(s.checkJoinerProtocol))
+	s.handle("GET /v1/cluster/settings", admin, read, s.getSettings)
+	s.handle("PATCH /v1/cluster/settings", admin, write, s.updateSettings, withPrepare(s.requireCommand(fsm.CmdUpdateSettings)))
 	s.handle("GET /v1/interface", admin, read, s.iface)
 	s.handle("POST /v1/keys", admin, local, s.keys)
 	s.handle("GET /v1/peers", admin, read, s.listPeers)

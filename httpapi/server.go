@@ -113,6 +113,18 @@ type Config struct {
 	// holds (0: no limit). Creating or enabling a peer beyond it answers
 	// 422 instead of leaving the peer off the interface.
 	PeerLimit func() int
+	// Cluster runs the cluster workflows the handlers call (nil: those
+	// routes answer 501).
+	Cluster ClusterService
+}
+
+// ClusterService runs the cluster workflows: a handler decodes the
+// request, calls one method and encodes the answer. Methods that change
+// the replicated state run on the leader (ErrNotLeader elsewhere).
+type ClusterService interface {
+	// UpdateSettings validates and applies a settings change and returns
+	// the new settings.
+	UpdateSettings(p SettingsPatch) (fsm.Settings, error)
 }
 
 // Server serves the API.
@@ -643,9 +655,11 @@ func (s *Server) apply(w http.ResponseWriter, t fsm.CommandType, body any) (any,
 	if err != nil {
 		return nil, err
 	}
-	w.Header().Set(HeaderIndex, strconv.FormatUint(s.b.State().AppliedIndex(), 10))
+	w.Header().Set(HeaderIndex, fmtIndex(s.b.State().AppliedIndex()))
 	return res, nil
 }
+
+func fmtIndex(i uint64) string { return strconv.FormatUint(i, 10) }
 
 // decode parses a JSON body strictly: it must be one object; unknown
 // fields and trailing data are errors.

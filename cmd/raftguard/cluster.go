@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 
@@ -28,6 +29,7 @@ func clusterCommand() *cli.Command {
 				Flags:  []cli.Flag{&cli.BoolFlag{Name: "rotate", Usage: "replace the join token; the old one stops working"}},
 				Action: clusterToken,
 			},
+			settingsCommand(),
 			adminTokenCommand(),
 			snapshotCommand(),
 			recoverCommand(),
@@ -58,4 +60,65 @@ func clusterToken(c *cli.Context) error {
 		method, path = http.MethodPost, "/v1/cluster/token/rotate"
 	}
 	return request(c, method, path, nil, func(r httpapi.JoinTokenResponse) string { return r.Token + "\n" })
+}
+
+func settingsCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "settings",
+		Usage:  "show the cluster settings; `settings set` changes them",
+		Action: clusterSettings,
+		Subcommands: []*cli.Command{{
+			Name:  "set",
+			Usage: "change cluster settings (validated as at bootstrap); client configs fetched afterwards show the change",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "endpoint", Usage: "host:port written into client configs"},
+				&cli.StringSliceFlag{Name: "client-allowed-ips", Usage: "AllowedIPs written into client configs (comma-separated or repeated)"},
+				&cli.StringSliceFlag{Name: "client-dns", Usage: "DNS written into client configs (comma-separated or repeated; \"\" clears it)"},
+				&cli.IntFlag{Name: "keepalive", Usage: "PersistentKeepalive written into client configs (0: off)"},
+				&cli.IntFlag{Name: "mtu", Usage: "interface MTU (1280-9000)"},
+			},
+			Action: clusterSettingsSet,
+		}},
+	}
+}
+
+func clusterSettings(c *cli.Context) error {
+	return request(c, http.MethodGet, "/v1/cluster/settings", nil, formatSettings)
+}
+
+func clusterSettingsSet(c *cli.Context) error {
+	p, err := settingsPatch(c)
+	if err != nil {
+		return err
+	}
+	return request(c, http.MethodPatch, "/v1/cluster/settings", p, formatSettings)
+}
+
+// settingsPatch holds the flags given, and only those.
+func settingsPatch(c *cli.Context) (httpapi.SettingsPatch, error) {
+	var p httpapi.SettingsPatch
+	if c.IsSet("endpoint") {
+		v := c.String("endpoint")
+		p.Endpoint = &v
+	}
+	if c.IsSet("client-allowed-ips") {
+		v := c.StringSlice("client-allowed-ips")
+		p.ClientAllowedIPs = &v
+	}
+	if c.IsSet("client-dns") {
+		v := c.StringSlice("client-dns")
+		p.ClientDNS = &v
+	}
+	if c.IsSet("keepalive") {
+		v := c.Int("keepalive")
+		p.Keepalive = &v
+	}
+	if c.IsSet("mtu") {
+		v := c.Int("mtu")
+		p.MTU = &v
+	}
+	if p == (httpapi.SettingsPatch{}) {
+		return p, errors.New("nothing to change: give at least one of --endpoint, --client-allowed-ips, --client-dns, --keepalive, --mtu")
+	}
+	return p, nil
 }

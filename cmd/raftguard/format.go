@@ -146,3 +146,26 @@ func formatTokens(tokens []httpapi.TokenView) string {
 	}
 	return table(rows)
 }
+
+func formatSettings(s httpapi.SettingsView) string {
+	dns := strings.Join(s.ClientDNS, ",")
+	return table([][]string{
+		{"public key:", s.PublicKey},
+		{"listen port:", fmt.Sprint(s.ListenPort)},
+		{"VIPs:", prefixes(s.VIPs)},
+		{"pool:", prefixes([]netip.Prefix{s.Pool})},
+		{"pool6:", orDash(poolString(s.Pool6))},
+		{"endpoint:", s.Endpoint},
+		{"client allowed IPs:", prefixes(s.ClientAllowedIPs)},
+		{"client DNS:", orDash(dns)},
+		{"MTU:", fmt.Sprint(s.MTU)},
+		{"keepalive:", fmt.Sprint(s.Keepalive)},
+	})
+}
+
+func poolString(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
+}

@@ -322,7 +322,7 @@ func (a *Agent) startAPI() error {
 	if err != nil {
 		return err
 	}
-	a.api = httpapi.New(httpapi.Config{Backend: a, PeerTLS: peerTLS, Logger: a.cfg.Logger.With("component", "api"), PeerLimit: a.peerLimit})
+	a.api = httpapi.New(httpapi.Config{Backend: a, Cluster: a, PeerTLS: peerTLS, Logger: a.cfg.Logger.With("component", "api"), PeerLimit: a.peerLimit})
 	a.http = &http.Server{
 		Handler:           a.api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,

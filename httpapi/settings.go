@@ -1,0 +1,67 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/netip"
+
+	"github.com/raftguard/raftguard/fsm"
+)
+
+// SettingsView is the answer of GET and PATCH /v1/cluster/settings: the
+// cluster settings, never the server's private key.
+type SettingsView struct {
+	PublicKey        string         `json:"public_key"`
+	ListenPort       int            `json:"listen_port"`
+	Pool             netip.Prefix   `json:"pool"`
+	Pool6            netip.Prefix   `json:"pool6,omitzero"`
+	VIPs             []netip.Prefix `json:"vips"`
+	Endpoint         string         `json:"endpoint"`
+	ClientAllowedIPs []netip.Prefix `json:"client_allowed_ips"`
+	ClientDNS        []string       `json:"client_dns"`
+	MTU              int            `json:"mtu"`
+	Keepalive        int            `json:"keepalive"`
+}
+
+func viewSettings(s fsm.Settings) SettingsView {
+	v := SettingsView{
+		PublicKey: s.PublicKey, ListenPort: s.ListenPort, Pool: s.Pool, Pool6: s.Pool6, VIPs: s.VIPs,
+		Endpoint: s.Endpoint, ClientAllowedIPs: s.ClientAllowedIPs, ClientDNS: s.ClientDNS, MTU: s.MTU, Keepalive: s.Keepalive,
+	}
+	if v.ClientDNS == nil {
+		v.ClientDNS = []string{}
+	}
+	return v
+}
+
+// SettingsPatch is the body of PATCH /v1/cluster/settings: the settings to
+// change; absent fields stay as they are. An empty list clears
+// client_dns.
+type SettingsPatch struct {
+	Endpoint         *string   `json:"endpoint,omitempty"`
+	ClientAllowedIPs *[]string `json:"client_allowed_ips,omitempty"`
+	ClientDNS        *[]string `json:"client_dns,omitempty"`
+	MTU              *int      `json:"mtu,omitempty"`
+	Keepalive        *int      `json:"keepalive,omitempty"`
+}
+
+func (s *Server) getSettings(w http.ResponseWriter, r *request) error {
+	writeJSON(w, http.StatusOK, viewSettings(s.b.State().Settings()))
+	return nil
+}
+
+func (s *Server) updateSettings(w http.ResponseWriter, r *request) error {
+	var p SettingsPatch
+	if err := decode(r, &p); err != nil {
+		return err
+	}
+	if s.cfg.Cluster == nil {
+		return errorf(http.StatusNotImplemented, "not_implemented", "this node cannot change settings")
+	}
+	st, err := s.cfg.Cluster.UpdateSettings(p)
+	if err != nil {
+		return err
+	}
+	w.Header().Set(HeaderIndex, fmtIndex(s.b.State().AppliedIndex()))
+	writeJSON(w, http.StatusOK, viewSettings(st))
+	return nil
+}
