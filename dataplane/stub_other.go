@@ -11,3 +11,6 @@ func Open(name, kind string, log *slog.Logger) (Device, error) {
 
 // KernelSupported is false outside Linux.
 func KernelSupported() bool { return false }
+
+// Cleanup returns ErrUnsupported: the data plane is Linux-only.
+func Cleanup(name string) ([]string, error) { return nil, ErrUnsupported }

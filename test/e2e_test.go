@@ -15,8 +15,10 @@ var tunnelServer4 = netip.MustParseAddr("198.51.100.1")
 // TestFailoverKillAndTransfer: a peer created through a follower pings the
 // server through the VIP; the leader is killed with SIGKILL, then leadership
 // is handed over; each outage is measured and the client keeps talking to
-// the VIP throughout. A sampler checks there is never more than one VIP
-// holder for long.
+// the VIP throughout. The killed leader loses its VIP within fenceLimit and
+// serves nothing, and so does the leader that handed over. A sampler
+// counting every NIC checks there is never more than one VIP holder for
+// longer than fenceLimit.
 func TestFailoverKillAndTransfer(t *testing.T) {
 	lc := newLabCluster(t, 3)
 	leader := lc.leader()
@@ -47,12 +49,19 @@ func TestFailoverKillAndTransfer(t *testing.T) {
 	})
 
 	sampler := lc.startSampler()
-	gap := outage(t, lc, tunnelServer4, func() { kill(t, leader, syscall.SIGKILL) })
+	var killed time.Time
+	gap := outage(t, lc, tunnelServer4, func() { killed = time.Now(); kill(t, leader, syscall.SIGKILL) })
 	fmt.Printf("FIGURE failover kill -9: client outage %v\n", gap.Round(time.Millisecond))
 	if gap > 3*time.Second {
 		t.Errorf("outage after SIGKILL of the leader: %v, want at most 3s (goal: under 1s)", gap)
 	}
 	checkEndpoint(t, wc, vip4.Addr(), "after SIGKILL failover")
+	if gone := waitVIPGone(t, leader, killed, 2*fenceLimit); gone > fenceLimit {
+		t.Errorf("the killed leader's NIC held the VIP for %v after the kill, want at most %v", gone, fenceLimit)
+	}
+	if err := lc.servesNothing(leader); err != nil {
+		t.Errorf("the killed leader: %v", err)
+	}
 
 	// Bring the killed node back (data dir only): it rejoins as follower.
 	lc.start(leader)
@@ -76,10 +85,13 @@ func TestFailoverKillAndTransfer(t *testing.T) {
 	if st.LeaderID == newLeader.id {
 		t.Fatalf("leadership did not move from %s", newLeader.id)
 	}
+	if err := lc.servesNothing(newLeader); err != nil {
+		t.Errorf("the leader that handed over: %v", err)
+	}
 	longest, samples := sampler.Stop()
-	t.Logf("VIP sampler: %d samples, longest double holding %v", samples, longest)
-	if longest > 500*time.Millisecond {
-		t.Errorf("two nodes held the VIP for %v", longest)
+	t.Logf("VIP sampler (every NIC): %d samples, longest double holding %v", samples, longest)
+	if longest > fenceLimit {
+		t.Errorf("two nodes held the VIP for %v, want at most %v after a fault", longest, fenceLimit)
 	}
 	if h := lc.vipHolders(); len(h) != 1 || h[0] != st.LeaderID {
 		t.Errorf("VIP holders %v, leader %s", h, st.LeaderID)
@@ -144,14 +156,17 @@ func TestLeaderPartitioned(t *testing.T) {
 	if nl == old {
 		t.Fatal("the partitioned node still leads")
 	}
+	if err := lc.servesNothing(old); err != nil {
+		t.Errorf("the partitioned leader: %v", err)
+	}
 	checkEndpoint(t, wc, vip4.Addr(), "after partition failover")
 	if err := old.host.Heal(); err != nil {
 		t.Fatal(err)
 	}
 	st := lc.waitHealthy(3)
 	longest, _ := sampler.Stop()
-	if longest > 500*time.Millisecond {
-		t.Errorf("two nodes held the VIP for %v", longest)
+	if longest > fenceLimit {
+		t.Errorf("two nodes held the VIP for %v, want at most %v after a fault", longest, fenceLimit)
 	}
 	if h := lc.vipHolders(); len(h) != 1 || h[0] != st.LeaderID {
 		t.Errorf("after healing: VIP holders %v, leader %s", h, st.LeaderID)
@@ -169,6 +184,13 @@ func TestRecoveryWithoutKnownEndpoint(t *testing.T) {
 	fmt.Printf("FIGURE failover without a known endpoint (client's own retry): outage %v\n", gap.Round(time.Millisecond))
 	if gap > 20*time.Second {
 		t.Errorf("client without a recorded endpoint recovered after %v, want within 20s", gap)
+	}
+	// The client recovered through the new leader, not the dead one.
+	if err := lc.servesNothing(leader); err != nil {
+		t.Errorf("the killed leader: %v", err)
+	}
+	if h := lc.vipHolders(); len(h) != 1 || h[0] == leader.id {
+		t.Errorf("VIP holders %v after the kill of %s", h, leader.id)
 	}
 }
 

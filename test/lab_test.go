@@ -261,15 +261,12 @@ func (lc *labCluster) addClient(via *labServer, name string, extra ...string) *n
 	return wc
 }
 
-// vipHolders returns the running servers holding the IPv4 VIP right now.
-// A node whose process was killed keeps the address on its NIC until the
-// address's lifetime runs out; it serves nothing, so it is not counted.
+// vipHolders returns the servers whose NIC holds the IPv4 VIP right now,
+// whatever their process does: a killed or stopped process's NIC counts
+// too (the VIP's kernel lifetime, not the process, takes it away).
 func (lc *labCluster) vipHolders() []string {
 	var out []string
 	for _, s := range lc.servers {
-		if s.proc == nil || s.proc.Exited() {
-			continue
-		}
 		if ok, err := s.host.HasAddr(vip4.Addr()); err == nil && ok {
 			out = append(out, s.id)
 		}
@@ -283,8 +280,10 @@ func (lc *labCluster) interfaceUp(s *labServer) bool {
 	return err == nil && strings.Contains(strings.SplitN(out, ">", 2)[0], ",UP")
 }
 
-// vipSampler reads every server's addresses every 50ms and records the
-// longest time two servers held the VIP at once.
+// vipSampler reads every server's addresses every 50ms (every NIC, also
+// those of killed and stopped processes) and records the longest time two
+// servers held the VIP at once. Two holders happen only after a fault,
+// until the old holder's VIP lease runs out: at most fenceLimit.
 type vipSampler struct {
 	mu      sync.Mutex // guards the fields below
 	since   time.Time  // start of the current overlap

@@ -33,7 +33,7 @@ func newApp() *cli.App {
 			"the HTTP API of a node; on a server node it finds the API address, token and CA in\n" +
 			"the data dir by itself.",
 		Flags:                clientFlags(),
-		Commands:             []*cli.Command{serverCommand(), peerCommand(), clusterCommand(), demoCommand(), versionCommand()},
+		Commands:             []*cli.Command{serverCommand(), peerCommand(), clusterCommand(), cleanupCommand(), demoCommand(), versionCommand()},
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,
 	}

@@ -51,6 +51,7 @@ type Agent struct {
 	vips       *vip.Manager
 	vipIface   string
 	recVIPs    *recordedVIPs
+	claims     *claims // what this node claims on the host, recorded in the data dir
 	loopCancel context.CancelFunc
 	loopDone   chan struct{}
 
@@ -141,7 +142,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if err := writeJSONFile(filepath.Join(cfg.DataDir, nodeFileName), &a.node); err != nil {
 		return nil, fmt.Errorf("save node file: %w", err)
 	}
-	if err := a.releaseStaleVIPs(); err != nil {
+	if err := a.cleanLeftovers(); err != nil {
 		return nil, err
 	}
 

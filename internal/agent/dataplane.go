@@ -2,12 +2,11 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/raftguard/raftguard/dataplane"
@@ -16,11 +15,13 @@ import (
 	"github.com/raftguard/raftguard/vip"
 )
 
-// releaseStaleVIPs opens the VIP manager and releases the VIPs a killed
-// process of this node left on the NIC, first thing at start: until Raft
-// says otherwise this node is not the leader, and another node may already
-// serve those addresses.
-func (a *Agent) releaseStaleVIPs() error {
+// cleanLeftovers removes what a killed process of this node left behind
+// (the VIPs, the WireGuard interface, source routing: whatever the claims
+// record names), first thing at start: until Raft says otherwise this node
+// is not the leader, and another node may already serve those addresses.
+// Then it opens the VIP manager and records the interfaces it will claim
+// on, before anything is claimed.
+func (a *Agent) cleanLeftovers() error {
 	if a.cfg.Dataplane == "none" {
 		return nil
 	}
@@ -34,18 +35,30 @@ func (a *Agent) releaseStaleVIPs() error {
 			return fmt.Errorf("--vip-interface not given, and no interface holds --advertise %s: %w", addr, err)
 		}
 	}
+	n := a.node
+	n.VIPInterface = iface
+	removed, err := cleanupLeftovers(a.cfg.DataDir, n, a.log)
+	if len(removed) > 0 {
+		a.log.Warn("removed what an earlier run of this node left behind", "removed", removed)
+	}
+	if err != nil {
+		return fmt.Errorf("remove what an earlier run left behind: %w", err)
+	}
 	vm, err := vip.New(iface, a.cfg.Logger)
 	if err != nil {
 		return fmt.Errorf("VIP interface %s: %w", iface, err)
 	}
 	a.vips = vm
 	a.vipIface = iface
-	a.recVIPs = &recordedVIPs{Manager: vm, path: filepath.Join(a.cfg.DataDir, vipRecordFile)}
-	return a.recVIPs.releaseRecorded()
+	a.claims = &claims{path: filepath.Join(a.cfg.DataDir, claimsFileName)}
+	a.recVIPs = &recordedVIPs{Manager: vm, claims: a.claims}
+	return a.claims.update(func(r *claimRecord) {
+		r.VIPInterface, r.WGInterface = iface, a.node.WGInterface
+	})
 }
 
 // startDataplane starts the reconcile loop that drives the WireGuard
-// interface and the VIPs (nothing with --dataplane none). releaseStaleVIPs
+// interface and the VIPs (nothing with --dataplane none). cleanLeftovers
 // has run.
 func (a *Agent) startDataplane() error {
 	if a.cfg.Dataplane == "none" {
@@ -101,6 +114,8 @@ func (a *Agent) stopDataplane() {
 	<-a.loopDone
 	if err := a.loop.Close(); err != nil {
 		a.log.Warn("removing the interface", "err", err)
+	} else if err := a.claims.remove(); err != nil {
+		a.log.Warn("removing the claims record", "err", err)
 	}
 	if a.vips != nil {
 		a.vips.Close()
@@ -153,55 +168,25 @@ func (n agentNode) HandOver() error {
 	return err
 }
 
-// vipRecordFile lists the VIPs this node claimed, so that a restart after a
-// crash releases them before anything else.
-const vipRecordFile = "vips.json"
-
-// recordedVIPs keeps vipRecordFile in step with the VIPs claimed.
+// recordedVIPs records the VIPs in the claims record before it claims them.
 type recordedVIPs struct {
 	*vip.Manager
-	path     string
-	recorded string // what the file holds; used by the reconcile loop only
+	claims *claims
 }
 
-// Claim claims the VIPs and records them first.
+// Claim records the VIPs, then claims them.
 func (r *recordedVIPs) Claim(vips []netip.Prefix) (bool, error) {
-	if s := fmt.Sprint(vips); s != r.recorded {
-		if err := writeJSONFile(r.path, vips); err != nil {
-			return false, fmt.Errorf("record VIPs: %w", err)
-		}
-		r.recorded = s
+	if err := r.claims.update(func(c *claimRecord) { c.VIPs = slices.Clone(vips) }); err != nil {
+		return false, err
 	}
 	return r.Manager.Claim(vips)
 }
 
-// Release releases the VIPs and forgets the record.
+// Release releases the VIPs and takes them off the record.
 func (r *recordedVIPs) Release(vips []netip.Prefix) (bool, error) {
 	changed, err := r.Manager.Release(vips)
-	if err == nil && r.recorded != "none" {
-		if rerr := os.Remove(r.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-			err = rerr
-		} else {
-			r.recorded = "none"
-		}
+	if err == nil {
+		err = r.claims.update(func(c *claimRecord) { c.VIPs = nil })
 	}
 	return changed, err
-}
-
-func (r *recordedVIPs) releaseRecorded() error {
-	b, err := os.ReadFile(r.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var vips []netip.Prefix
-	if err := json.Unmarshal(b, &vips); err != nil {
-		return os.Remove(r.path)
-	}
-	if _, err := r.Release(vips); err != nil {
-		return fmt.Errorf("release VIPs left from the last run: %w", err)
-	}
-	return nil
 }
