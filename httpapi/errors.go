@@ -63,6 +63,10 @@ func toAPIError(err error) *apiError {
 		return &apiError{http.StatusConflict, "address_in_use", err.Error()}
 	case errors.Is(err, fsm.ErrOverlap):
 		return &apiError{http.StatusConflict, "overlap", err.Error()}
+	case errors.Is(err, fsm.ErrNodeIDInUse):
+		return &apiError{http.StatusConflict, "node_id_in_use", err.Error()}
+	case errors.Is(err, fsm.ErrNodeAddressInUse):
+		return &apiError{http.StatusConflict, "node_address_in_use", err.Error()}
 	case errors.Is(err, fsm.ErrPoolExhausted):
 		return &apiError{http.StatusUnprocessableEntity, "pool_exhausted", err.Error()}
 	case errors.Is(err, fsm.ErrUpgradeRequired):

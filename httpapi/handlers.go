@@ -38,7 +38,7 @@ func (s *Server) register() {
 	s.handle("POST /v1/cluster/snapshot/restore", tokenOnly, write, s.restoreSnapshot,
 		withMaxBody(s.cfg.MaxSnapshotBody), withTimeout(10*time.Minute))
 	s.handle("POST /v1/cluster/join/certificate", joiner, write, s.joinCertificate, withPrepare(s.checkJoinerProtocol))
-	s.handle("POST /v1/cluster/join", joiner, write, s.join, withPrepare(s.checkJoinerProtocol))
+	s.handle("POST /v1/cluster/join", joiner, write, s.join, withPrepare(chainPrepare(s.checkJoinerProtocol, s.prepareJoin)))
 	s.handle("GET /v1/cluster/settings", admin, read, s.getSettings)
 	s.handle("PATCH /v1/cluster/settings", admin, write, s.updateSettings, withPrepare(s.requireCommand(fsm.CmdUpdateSettings)))
 	s.handle("GET /v1/interface", admin, read, s.iface)
@@ -389,13 +389,24 @@ func (s *Server) joinCertificate(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
+	members, err := s.members()
+	if err != nil {
+		return err
+	}
+	if err := fsm.CheckNewNodeID(members, req.NodeID); err != nil {
+		return err
+	}
 	var ips []net.IP
+	var addrs []netip.Addr
 	for _, a := range req.IPs {
-		ip := net.ParseIP(a)
-		if ip == nil {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
 			return errorf(http.StatusBadRequest, "invalid", "%q is not an IP address", a)
 		}
-		ips = append(ips, ip)
+		ips, addrs = append(ips, net.IP(ip.Unmap().AsSlice())), append(addrs, ip)
+	}
+	if err := fsm.CheckCertIPs(members, req.NodeID, addrs); err != nil {
+		return err
 	}
 	// The VIPs are in every node's certificate, so API clients may use them.
 	for _, v := range s.b.State().Settings().VIPs {
@@ -446,6 +457,13 @@ func (s *Server) join(w http.ResponseWriter, r *request) error {
 		if err := fsm.ValidateNodeAddr(a); err != nil {
 			return err
 		}
+	}
+	members, err := s.members()
+	if err != nil {
+		return err
+	}
+	if _, err := fsm.CheckJoinAddrs(members, req.NodeID, req.RaftAddr, req.APIAddr); err != nil {
+		return err
 	}
 	if err := s.b.AddVoter(req.NodeID, req.RaftAddr); err != nil {
 		return err

@@ -247,8 +247,9 @@ func postJSON(ctx context.Context, client *http.Client, url string, body []byte,
 	if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
 		msg = eb.Error.Message
 	}
-	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusTooManyRequests ||
-		eb.Error.Code == "upgrade_required" {
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusBadRequest, resp.StatusCode == http.StatusForbidden,
+		resp.StatusCode == http.StatusConflict, resp.StatusCode == http.StatusTooManyRequests, eb.Error.Code == "upgrade_required":
 		return fmt.Errorf("%w: %s", ErrJoinRefused, msg)
 	}
 	return errors.New(msg)
