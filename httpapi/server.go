@@ -538,7 +538,7 @@ func (s *Server) forward(w http.ResponseWriter, r *request, leaderID string) (do
 	if err != nil {
 		return false, false, err
 	}
-	for _, hname := range []string{"Authorization", "Content-Type", "Accept"} {
+	for _, hname := range []string{"Authorization", "Content-Type", "Accept", HeaderProtocol} {
 		if v := r.Header.Get(hname); v != "" {
 			req.Header.Set(hname, v)
 		}
