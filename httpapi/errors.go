@@ -17,8 +17,14 @@ var (
 	ErrNotLeader = errors.New("not the leader")
 	// ErrNoLeader: no leader is known or reachable.
 	ErrNoLeader = errors.New("no leader")
+	// ErrLeadershipLost: leadership moved while the change was in flight;
+	// it may or may not have been applied. It is also an ErrNotLeader: the
+	// API retries on the new leader (handlers are safe to repeat).
+	ErrLeadershipLost = fmt.Errorf("%w: leadership lost while the change was in flight", ErrNotLeader)
 	// ErrTimeout: the cluster did not answer in time; the outcome is unknown.
 	ErrTimeout = errors.New("timed out")
+	// ErrShutdown: this node is shutting down.
+	ErrShutdown = errors.New("node shutting down")
 	// ErrUnauthorized: a missing or wrong token.
 	ErrUnauthorized = errors.New("unauthorized")
 )
@@ -75,6 +81,10 @@ func toAPIError(err error) *apiError {
 		return &apiError{http.StatusServiceUnavailable, "not_initialized", err.Error()}
 	case errors.Is(err, fsm.ErrAlreadyInitialized):
 		return &apiError{http.StatusConflict, "already_initialized", err.Error()}
+	case errors.Is(err, ErrLeadershipLost):
+		return &apiError{http.StatusServiceUnavailable, "leadership_lost", "leadership moved while the change was in flight, so it may or may not have been applied; retry with the same request (creates are idempotent)"}
+	case errors.Is(err, ErrShutdown):
+		return &apiError{http.StatusServiceUnavailable, "shutting_down", "this node is shutting down; ask another node"}
 	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrNoLeader):
 		return &apiError{http.StatusServiceUnavailable, "no_leader", "no leader is reachable; retry shortly"}
 	case errors.Is(err, ErrTimeout):

@@ -242,7 +242,7 @@ func TestRemovedNodeCertificateRefused(t *testing.T) {
 	}
 
 	for _, a := range survivors {
-		refusedBefore := a.Raft().RefusedConnections()
+		refusedBefore := a.RaftNode().RefusedConnections()
 		// Raft port: revoked, foreign CA, no certificate and plaintext are
 		// refused at the handshake; a member still gets through.
 		for name, cfg := range map[string]*tls.Config{"revoked": victimCfg, "foreign CA": foreignCfg, "no certificate": presenting(t, nil)} {
@@ -254,7 +254,7 @@ func TestRemovedNodeCertificateRefused(t *testing.T) {
 			t.Errorf("%s: plaintext on the Raft port got a non-alert answer %q", a.NodeID(), got)
 		}
 		agenttest.Eventually(t, 10*time.Second, func() error {
-			if n := a.Raft().RefusedConnections() - refusedBefore; n < 4 {
+			if n := a.RaftNode().RefusedConnections() - refusedBefore; n < 4 {
 				return fmt.Errorf("%s counted %d refusals, want 4", a.NodeID(), n)
 			}
 			return nil

@@ -13,6 +13,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -81,6 +82,11 @@ var (
 	// node is not (or stopped being) the leader. The caller should forward
 	// to the leader or retry.
 	ErrNotLeader = errors.New("raftnode: not the leader")
+	// ErrLeadershipLost is returned when leadership was lost while a
+	// command was in flight: it may or may not have been committed. It is
+	// also an ErrNotLeader: retry on the new leader, with commands that are
+	// safe to apply twice.
+	ErrLeadershipLost = fmt.Errorf("%w: leadership lost while the command was in flight", ErrNotLeader)
 	// ErrTimeout is returned when a command could not be enqueued in time.
 	ErrTimeout = errors.New("raftnode: timed out")
 	// ErrAlreadyBootstrapped is returned by Bootstrap when the node already
@@ -254,7 +260,8 @@ type Node struct {
 	subMu sync.Mutex
 	subs  []chan struct{} // guarded by subMu
 
-	dropped atomic.Uint64
+	dropped       atomic.Uint64
+	leaderChanges atomic.Uint64 // new leaders observed
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -324,7 +331,10 @@ func New(cfg Config) (*Node, error) {
 	// catches leader changes elsewhere (a follower learning of a new
 	// leader), so subscribers hear of every leadership change.
 	n.observer = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
+		lo, ok := o.Data.(raft.LeaderObservation)
+		if ok && lo.LeaderID != "" {
+			n.leaderChanges.Add(1)
+		}
 		return ok
 	})
 	r.RegisterObserver(n.observer)
@@ -379,6 +389,10 @@ func (n *Node) Subscribe() <-chan struct{} {
 // subscriber already had one pending.
 func (n *Node) DroppedWakeups() uint64 { return n.dropped.Load() }
 
+// LeaderChanges counts the new leaders this node has observed (a leader
+// becoming known, this node included).
+func (n *Node) LeaderChanges() uint64 { return n.leaderChanges.Load() }
+
 // HasState reports whether the node held Raft state when New opened it.
 func (n *Node) HasState() bool { return n.hasState }
 
@@ -412,19 +426,20 @@ func (n *Node) Bootstrap() error {
 }
 
 // translate maps raft's errors onto this package's sentinels, keeping raft's
-// error in the chain too (so callers can still tell raft.ErrLeadershipLost,
-// whose command may or may not have been committed, from raft.ErrNotLeader).
+// error in the chain too. It is the one place that reads raft's errors:
+// callers see only the sentinels above.
 func translate(op string, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrNotVoter):
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return fmt.Errorf("%s: %w: %w", op, ErrLeadershipLost, err)
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrNotVoter):
 		return fmt.Errorf("%s: %w: %w", op, ErrNotLeader, err)
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("%s: %w: %w", op, ErrTimeout, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
-		return fmt.Errorf("%s: %w", op, ErrShutdown)
+		return fmt.Errorf("%s: %w: %w", op, ErrShutdown, err)
 	default:
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -645,8 +660,14 @@ func (n *Node) Snapshot() error {
 	return translate("snapshot", err)
 }
 
-// Raft returns the underlying *raft.Raft (for tests and metrics).
-func (n *Node) Raft() *raft.Raft { return n.raft }
+// Restore replaces the replicated state, on the leader, with the snapshot
+// of size bytes read from r: the leader installs it in its FSM and sends it
+// to the followers as a snapshot install. The caller has validated it: a
+// restore the FSM refuses stops raft on this node.
+func (n *Node) Restore(r io.Reader, size int64, timeout time.Duration) error {
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: size}
+	return translate("restore", n.raft.Restore(meta, r, timeout))
+}
 
 // Shutdown stops raft, the transport and the stores. It is idempotent; later
 // calls return the first call's result.

@@ -60,8 +60,7 @@ type Agent struct {
 	shutOnce sync.Once
 	shutErr  error
 
-	leaderChanges atomic.Uint64 // new leaders observed, for metrics
-	verifying     atomic.Bool   // a VerifyLeader round for the VIP lease is in flight
+	verifying atomic.Bool // a VerifyLeader round for the VIP lease is in flight
 
 	certCheck chan struct{} // wakes watchRevocations (buffered, 1)
 }
@@ -307,7 +306,6 @@ func (a *Agent) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
-	a.countLeaderChanges()
 	return nil
 }
 
@@ -520,8 +518,8 @@ func (a *Agent) RaftAddr() string { return a.node.RaftAdvertise }
 // DataDir is the node's data dir.
 func (a *Agent) DataDir() string { return a.cfg.DataDir }
 
-// Raft exposes the Raft node (tests, metrics).
-func (a *Agent) Raft() *raftnode.Node { return a.raft }
+// RaftNode exposes the Raft node (tests).
+func (a *Agent) RaftNode() *raftnode.Node { return a.raft }
 
 // ---- httpapi.Backend ----
 
@@ -549,27 +547,15 @@ func (a *Agent) Apply(t fsm.CommandType, body any) (any, error) {
 		return nil, err
 	}
 	res, err := a.raft.Apply(b)
-	return res, translate(err)
-}
-
-func translate(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, raftnode.ErrNotLeader):
-		return fmt.Errorf("%w: %v", httpapi.ErrNotLeader, err)
-	case errors.Is(err, raftnode.ErrTimeout):
-		return fmt.Errorf("%w: %v", httpapi.ErrTimeout, err)
-	}
-	return err
+	return res, raftError(err)
 }
 
 // VerifyLeader confirms leadership and waits for the local state to catch up.
 func (a *Agent) VerifyLeader() error {
-	if err := a.raft.Raft().VerifyLeader().Error(); err != nil {
-		return fmt.Errorf("%w: %v", httpapi.ErrNotLeader, err)
+	if err := a.raft.VerifyLeader(); err != nil {
+		return raftError(err)
 	}
-	return translate(a.raft.Barrier(5 * time.Second))
+	return raftError(a.raft.Barrier(5 * time.Second))
 }
 
 // AppliedIndex is Raft's applied index on this node.
@@ -616,7 +602,7 @@ func (a *Agent) Status() httpapi.NodeStatus {
 func (a *Agent) Servers() ([]httpapi.Member, error) {
 	servers, err := a.raft.Servers()
 	if err != nil {
-		return nil, translate(err)
+		return nil, raftError(err)
 	}
 	out := make([]httpapi.Member, len(servers))
 	for i, s := range servers {
@@ -626,17 +612,17 @@ func (a *Agent) Servers() ([]httpapi.Member, error) {
 }
 
 // AddVoter adds (or re-addresses) a node.
-func (a *Agent) AddVoter(id, raftAddr string) error { return translate(a.raft.Join(id, raftAddr)) }
+func (a *Agent) AddVoter(id, raftAddr string) error { return raftError(a.raft.Join(id, raftAddr)) }
 
 // RemoveServer removes a node from the Raft configuration.
-func (a *Agent) RemoveServer(id string) error { return translate(a.raft.Remove(id)) }
+func (a *Agent) RemoveServer(id string) error { return raftError(a.raft.Remove(id)) }
 
 // TransferLeadership hands leadership to another node and waits until the
 // new leader serves (interface up, VIP claimed; with --dataplane none, until
 // it is elected).
 func (a *Agent) TransferLeadership(ctx context.Context, to string) (string, error) {
 	if err := a.raft.TransferLeadership(to); err != nil {
-		return "", translate(err)
+		return "", raftError(err)
 	}
 	for {
 		if id := a.LeaderID(); id != "" && id != a.node.NodeID {

@@ -61,7 +61,7 @@ func TestDataDirPermissionsCluster(t *testing.T) {
 			}
 			return nil
 		})
-		if err := a.Raft().Snapshot(); err != nil {
+		if err := a.RaftNode().Snapshot(); err != nil {
 			t.Fatalf("snapshot on %s: %v", a.NodeID(), err)
 		}
 	}

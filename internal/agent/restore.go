@@ -6,40 +6,39 @@ import (
 	"io"
 	"time"
 
-	"github.com/hashicorp/raft"
-
+	"github.com/raftguard/raftguard/fsm"
 	"github.com/raftguard/raftguard/httpapi"
+	"github.com/raftguard/raftguard/raftnode"
 )
 
-// countLeaderChanges counts new leaders in a raft observer's filter, which
-// raft calls synchronously; the filter passes nothing on, so the observer
-// needs no channel.
-func (a *Agent) countLeaderChanges() {
-	a.raft.Raft().RegisterObserver(raft.NewObserver(nil, false, func(o *raft.Observation) bool {
-		if lo, ok := o.Data.(raft.LeaderObservation); ok && lo.LeaderID != "" {
-			a.leaderChanges.Add(1)
-		}
-		return false
-	}))
-}
-
 // LeaderChanges counts the new leaders this node has observed.
-func (a *Agent) LeaderChanges() uint64 { return a.leaderChanges.Load() }
+func (a *Agent) LeaderChanges() uint64 { return a.raft.LeaderChanges() }
 
 // RestoreSnapshot replaces the replicated state with a snapshot through
 // Raft: the leader installs it and followers receive it as a snapshot
 // install. The caller has validated the snapshot: a restore that fails in
 // the state machine stops raft.
 func (a *Agent) RestoreSnapshot(r io.Reader, size int64) error {
-	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: size}
-	err := a.raft.Raft().Restore(meta, r, time.Minute)
+	return raftError(a.raft.Restore(r, size, time.Minute))
+}
+
+// raftError maps raftnode's sentinels onto the API's: the one translation
+// between the two. It wraps with %w, so the whole chain (raftnode's
+// sentinel and raft's own error) stays visible.
+func raftError(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
-		return fmt.Errorf("%w: restore: %v", httpapi.ErrNotLeader, err)
-	case errors.Is(err, raft.ErrEnqueueTimeout):
-		return fmt.Errorf("%w: restore: %v", httpapi.ErrTimeout, err)
+	case errors.Is(err, raftnode.ErrLeadershipLost):
+		return fmt.Errorf("%w: %w", httpapi.ErrLeadershipLost, err)
+	case errors.Is(err, raftnode.ErrNotLeader):
+		return fmt.Errorf("%w: %w", httpapi.ErrNotLeader, err)
+	case errors.Is(err, raftnode.ErrTimeout):
+		return fmt.Errorf("%w: %w", httpapi.ErrTimeout, err)
+	case errors.Is(err, raftnode.ErrShutdown):
+		return fmt.Errorf("%w: %w", httpapi.ErrShutdown, err)
+	case errors.Is(err, raftnode.ErrUnknownServer):
+		return fmt.Errorf("%w: %w", fsm.ErrNotFound, err)
 	}
-	return fmt.Errorf("restore: %w", err)
+	return err
 }
