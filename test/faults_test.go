@@ -455,7 +455,9 @@ func (fc *faultCluster) logOf(s *labServer) string {
 
 // vipWatch reads every server's addresses every 50ms. It records the
 // longest time two serving servers held the VIP at once (overlap), the
-// same counting stopped processes (raw), and how often the holder changed.
+// same counting every NIC, those of killed and stopped processes too
+// (raw: the VIP lease bounds it to fenceLimit after a fault), and how
+// often the holder changed.
 type vipWatch struct {
 	fc   *faultCluster
 	stop chan struct{}
@@ -484,7 +486,7 @@ func (vw *vipWatch) run() {
 		var holders []string
 		raw := 0
 		for _, s := range vw.fc.servers {
-			if !vw.fc.running(s) || !vw.fc.holds(s) {
+			if !vw.fc.holds(s) {
 				continue
 			}
 			raw++
@@ -705,9 +707,12 @@ func (fc *faultCluster) check(wl *workload, vw *vipWatch, fig *figures) {
 	if vf.Longest > maxOverlap {
 		t.Errorf("two serving nodes held the VIP at once for %v (limit %v)", vf.Longest, maxOverlap)
 	}
+	if vf.LongestRaw > fenceLimit {
+		t.Errorf("two NICs (counting killed and stopped processes) held the VIP at once for %v (limit %v after a fault)", vf.LongestRaw, fenceLimit)
+	}
 	var holders []string
 	for _, s := range fc.servers {
-		if fc.serving(s) && fc.holds(s) {
+		if fc.holds(s) {
 			holders = append(holders, s.id)
 		}
 	}
@@ -723,7 +728,7 @@ func (fc *faultCluster) check(wl *workload, vw *vipWatch, fig *figures) {
 	fig.add("writes acked %d (%.0f/s), lost %d, unknown outcome %d, retried %d, 401 to the valid token %d; write latency median %s, p99 %s",
 		st.Acked, float64(st.Acked)/max(st.Duration.Seconds(), 0.001), lostWrites, st.Unknown, st.Retried, refused,
 		ms(st.Latency.Median), ms(st.P99))
-	fig.add("longest VIP overlap %s (%s counting stopped processes), %d VIP moves, %d samples",
+	fig.add("longest VIP overlap %s (%s counting every NIC, killed and stopped processes too), %d VIP moves, %d samples",
 		ms(vf.Longest), ms(vf.LongestRaw), vf.Moves, vf.Samples)
 	fig.add("state digest equal on all nodes at index %d", idx)
 	fig.add("secrets checked %d, leaked %d", len(fc.secrets)+len(wl.presharedKeys()), len(leaks))
@@ -864,7 +869,7 @@ func TestFaultsKillLeader(t *testing.T) {
 	fig := &figures{name: "kill -9 of the leader"}
 	kills := rounds(10, 30)
 	const every = 10 * time.Second
-	var moves, gaps []time.Duration
+	var moves, gaps, fenced []time.Duration
 	last := time.Now()
 	for i := range kills {
 		// Every 10s, once the restarted node is back (it may take longer).
@@ -877,6 +882,12 @@ func TestFaultsKillLeader(t *testing.T) {
 		fc.stop(leader, syscall.SIGKILL)
 		holder := fc.waitNewHolder(leader, 15*time.Second)
 		moves = append(moves, time.Since(last))
+		// Nobody cleans up after the killed process: its VIP lease runs
+		// out by itself.
+		fenced = append(fenced, waitVIPGone(t, leader, last, 2*fenceLimit))
+		if err := fc.servesNothing(leader); err != nil {
+			t.Errorf("kill %d: the killed leader: %v", i+1, err)
+		}
 		fc.start(leader)
 		t.Logf("kill %d: %s killed at %s, VIP on %s after %v; restarted at %s", i+1, leader.id, last.Format("15:04:05.000"),
 			holder.id, moves[len(moves)-1].Round(time.Millisecond), time.Now().Format("15:04:05.000"))
@@ -884,6 +895,12 @@ func TestFaultsKillLeader(t *testing.T) {
 	fc.waitHealthy(30 * time.Second)
 	fig.add("%d kills, %s between kills", kills, durs(gaps))
 	fig.add("VIP moved after %s", durs(moves))
+	fig.add("VIP gone from the killed leader's NIC after %s", durs(fenced))
+	for _, d := range fenced {
+		if d > fenceLimit {
+			t.Errorf("the killed leader's NIC held the VIP %v after the kill, want at most %v", d, fenceLimit)
+		}
+	}
 	for _, m := range moves {
 		if m > 3*time.Second {
 			t.Errorf("the VIP moved %v after a kill of the leader, want within 3s", m)
@@ -921,6 +938,9 @@ func TestFaultsPartitionLeader(t *testing.T) {
 		released = append(released, time.Since(cut))
 		holder := fc.waitNewHolder(old, 15*time.Second)
 		moved = append(moved, time.Since(cut))
+		if err := fc.servesNothing(old); err != nil {
+			t.Errorf("round %d: the cut-off leader: %v", round+1, err)
+		}
 		if d := released[len(released)-1]; d > 2*time.Second {
 			t.Errorf("the cut-off leader released the VIP and its interface after %v, want within 2s", d)
 		}
@@ -992,17 +1012,17 @@ func TestFaultsPartitionLeader(t *testing.T) {
 	fc.check(wl, vw, fig)
 }
 
-// TestFaultsStopLeader: SIGSTOP of the leader for 10s, then SIGCONT. A
-// stopped process keeps the VIP on its NIC (it can do nothing), so while it
-// is stopped the sampler does not count it, as it does not count a killed
-// one. Once resumed it must drop the VIP within 500ms and never claim it
-// again in its stale term.
+// TestFaultsStopLeader: SIGSTOP of the leader for 10s, then SIGCONT. The
+// stopped process no longer renews its VIP lease: the kernel removes the
+// VIP from its NIC within fenceLimit, and it serves nothing. Once resumed
+// it must not hold the VIP (it drops it within 500ms should it have it)
+// and never claims it again in its stale term.
 func TestFaultsStopLeader(t *testing.T) {
 	fc := newFaultCluster(t, clusterOpts{})
 	wl := fc.startWorkload(faultRate)
 	vw := fc.startVIPWatch()
 	fig := &figures{name: "SIGSTOP of the leader for 10s"}
-	var moved, dropped, steppedDown []time.Duration
+	var moved, fenced, dropped, steppedDown []time.Duration
 	for round := range rounds(2, 5) {
 		fc.waitAcked(wl, 200, time.Minute)
 		old := fc.waitHealthy(30 * time.Second)
@@ -1014,6 +1034,13 @@ func TestFaultsStopLeader(t *testing.T) {
 		fc.freeze(old)
 		holder := fc.waitNewHolder(old, 15*time.Second)
 		moved = append(moved, time.Since(stopped))
+		fenced = append(fenced, waitVIPGone(t, old, stopped, 2*fenceLimit))
+		if d := fenced[len(fenced)-1]; d > fenceLimit {
+			t.Errorf("round %d: the stopped leader's NIC held the VIP %v after SIGSTOP, want at most %v", round+1, d, fenceLimit)
+		}
+		if err := fc.servesNothing(old); err != nil {
+			t.Errorf("round %d: the stopped leader: %v", round+1, err)
+		}
 		time.Sleep(time.Until(stopped.Add(10 * time.Second))) // the fault's duration
 		cont := time.Now()
 		fc.thaw(old)
@@ -1056,6 +1083,7 @@ func TestFaultsStopLeader(t *testing.T) {
 		}
 	}
 	fig.add("VIP on a new leader after %s", durs(moved))
+	fig.add("VIP gone from the stopped leader's NIC after %s", durs(fenced))
 	fig.add("after SIGCONT the stale leader dropped the VIP in %s and reported the new term after %s",
 		durs(dropped), durs(steppedDown))
 	fc.check(wl, vw, fig)
