@@ -59,7 +59,11 @@ func (lc *labCluster) execStopPost(s *labServer) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := s.host.Command(ctx, lc.bin, argv[1:]...)
+	bin := lc.bin
+	if s.bin != "" {
+		bin = s.bin // the node's own installed binary (runbook upgrades)
+	}
+	cmd := s.host.Command(ctx, bin, argv[1:]...)
 	cmd.Env = append(os.Environ(), "RAFTGUARD_DATA_DIR="+s.dir)
 	out, err := cmd.CombinedOutput()
 	return string(out), err

@@ -317,6 +317,10 @@ func (rb *runbook) exec(b *rbBlock, s *labServer, h *netlab.Host, c string, want
 		}
 		kill(rb.t, s, syscall.SIGTERM)
 		delete(rb.started, s)
+		// systemd then runs the unit's ExecStopPost.
+		if out, err := rb.lc.execStopPost(s); err != nil {
+			rb.t.Fatalf("block %q: %q: the unit's ExecStopPost: %v\n%s", b.name, c, err, out)
+		}
 		return ""
 	case rbStart.MatchString(c) && s != nil:
 		rb.startServer(s)
