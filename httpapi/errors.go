@@ -101,7 +101,11 @@ func toAPIError(err error) *apiError {
 
 func writeError(w http.ResponseWriter, err error) {
 	ae := toAPIError(err)
-	if ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusTooManyRequests {
+	var ra *retryAfterError
+	switch {
+	case errors.As(err, &ra):
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(ra.after)))
+	case ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusTooManyRequests:
 		w.Header().Set("Retry-After", strconv.Itoa(1))
 	}
 	var body ErrorBody

@@ -6,8 +6,10 @@ package httpapi_test
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -177,5 +179,71 @@ func TestAllowedIPsRules(t *testing.T) {
 	// Ordinary site-to-site routes still work, in both families.
 	if st, body, _ := e.call("n2", "PATCH", "/v1/peers/p", map[string]any{"allowed_ips": []string{"172.31.0.0/16", "2001:db8:5::/48"}}); st != http.StatusOK {
 		t.Fatalf("site-to-site routes: %d %s", st, body)
+	}
+}
+
+// TestAPITLSOnlyAEAD: the API refuses TLS 1.2 CBC suites and accepts TLS
+// 1.2 with an AEAD suite and TLS 1.3.
+func TestAPITLSOnlyAEAD(t *testing.T) {
+	e := newEnv(t)
+	addr := e.tc.Nodes["n2"].APIAddr()
+	dial := func(cfg *tls.Config) error {
+		cfg.InsecureSkipVerify = true //nolint:gosec // probes test the server side
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	for _, suite := range []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, tls.TLS_RSA_WITH_AES_128_GCM_SHA256} {
+		if err := dial(&tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{suite}}); err == nil { //nolint:gosec // the probe
+			t.Errorf("TLS 1.2 with %s accepted", tls.CipherSuiteName(suite))
+		}
+	}
+	for _, suite := range pki.APICipherSuites {
+		if err := dial(&tls.Config{MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{suite}}); err != nil {
+			t.Errorf("TLS 1.2 with %s refused: %v", tls.CipherSuiteName(suite), err)
+		}
+	}
+	if err := dial(&tls.Config{MinVersion: tls.VersionTLS13}); err != nil {
+		t.Errorf("TLS 1.3 refused: %v", err)
+	}
+}
+
+// TestStrictJSONKeys: a key given twice, or in another case than the
+// field's, is refused rather than silently resolved.
+func TestStrictJSONKeys(t *testing.T) {
+	e := newEnv(t)
+	key := newKey(t)
+	for _, body := range []string{
+		`{"name":"a","name":"b"}`,
+		`{"name":"a","NAME":"b"}`,
+		`{"Name":"a"}`,
+		`{"name":"a","public_key":"` + key + `","Public_Key":"` + key + `"}`,
+		`{"name":"a","allowed_ips":["172.16.0.0/16"],"allowed_ips":[]}`,
+	} {
+		for _, id := range nodeIDs {
+			st, resp, _ := e.call(id, "POST", "/v1/peers", []byte(body))
+			if st != http.StatusBadRequest || errCode(resp) != "invalid" {
+				t.Errorf("create %s via %s: %d %s", body, id, st, resp)
+			}
+		}
+	}
+	e.create("n1", "p")
+	before := e.converged()
+	for _, body := range []string{`{"enabled":false,"enabled":true}`, `{"Enabled":false}`} {
+		for _, id := range nodeIDs {
+			if st, resp, _ := e.call(id, "PATCH", "/v1/peers/p", []byte(body)); st != http.StatusBadRequest {
+				t.Errorf("update %s via %s: %d %s", body, id, st, resp)
+			}
+		}
+	}
+	if d := e.converged(); d != before {
+		t.Fatal("a refused request changed the state")
+	}
+	// Nested objects and arrays are checked too, and ordinary bodies pass.
+	if st, resp, _ := e.call("n2", "POST", "/v1/peers", []byte(`{"name":"ok","allowed_ips":["172.16.0.0/16"],"enabled":true}`)); st != http.StatusCreated {
+		t.Fatalf("ordinary create: %d %s", st, resp)
 	}
 }

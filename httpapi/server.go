@@ -15,9 +15,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -161,7 +161,7 @@ func New(cfg Config) *Server {
 		b:     cfg.Backend,
 		log:   cfg.Logger,
 		mux:   http.NewServeMux(),
-		limit: newFailLimiter(20, time.Minute),
+		limit: newFailLimiter(failLimit, failWindow),
 		client: &http.Client{
 			Transport: &http.Transport{
 				TLSClientConfig: cfg.PeerTLS,
@@ -286,8 +286,9 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, rt *route) {
 			return
 		}
 	case joiner:
-		if s.limit.blocked(sourceIP(hr)) {
-			writeError(w, errorf(http.StatusTooManyRequests, "too_many_failures", "too many failed attempts from this address; wait and retry"))
+		if wait := s.limit.blockedFor(sourceIP(hr)); wait > 0 {
+			s.log.Debug("join refused: address locked out", "source", sourceIP(hr), "path", hr.URL.Path, "retry_after", wait.Round(time.Second))
+			writeError(w, lockedOut(wait, "too many failed attempts from this address"))
 			return
 		}
 	}
@@ -354,23 +355,27 @@ func readBody(w http.ResponseWriter, hr *http.Request, limit int64) ([]byte, err
 // metrics scrapers that hold a node certificate) unless needToken.
 func (s *Server) authenticate(r *http.Request, needToken bool) error {
 	src := sourceIP(r)
-	if s.limit.blocked(src) {
-		return errorf(http.StatusTooManyRequests, "too_many_failures", "too many failed authentications from this address; wait and retry")
-	}
 	auth := r.Header.Get("Authorization")
 	if auth == "" && !needToken && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		return nil
 	}
-	tok, ok := strings.CutPrefix(auth, "Bearer ")
-	if ok && s.tokenValid(strings.TrimSpace(tok)) {
+	// A valid token is served even from an address that is locked out
+	// (docs/api.md, "Authentication"): the lockout stops guessing, it must
+	// not let someone sharing the admin's address lock the admin out.
+	tok, isBearer := bearerToken(auth)
+	if isBearer && s.tokenValid(tok) {
 		return nil
+	}
+	if wait := s.limit.blockedFor(src); wait > 0 {
+		s.log.Debug("authentication refused: address locked out", "source", src, "method", r.Method, "path", r.URL.Path, "retry_after", wait.Round(time.Second))
+		return lockedOut(wait, "too many failed authentications from this address")
 	}
 	if s.catchingUp() {
 		// The token may be one this node has not replayed yet: neither
 		// refuse it nor count it as a failure.
 		return errorf(http.StatusServiceUnavailable, "not_ready", "this node is still loading the cluster's state; retry shortly")
 	}
-	s.limit.fail(src)
+	s.authFailed(r, src, authFailReason(auth, isBearer))
 	return ErrUnauthorized
 }
 
@@ -681,7 +686,7 @@ func decode(r *request, v any) error {
 	if _, err := d.Token(); err != io.EOF {
 		return errorf(http.StatusBadRequest, "invalid", "malformed JSON: data after the object")
 	}
-	return nil
+	return checkJSONKeys(r.body, reflect.TypeOf(v))
 }
 func sourceIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -689,51 +694,6 @@ func sourceIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-// failLimiter answers 429 to a source after too many failed attempts
-// within a window.
-type failLimiter struct {
-	max    int
-	window time.Duration
-	mu     sync.Mutex // guards fails
-	fails  map[string][]time.Time
-}
-
-func newFailLimiter(max int, window time.Duration) *failLimiter {
-	return &failLimiter{max: max, window: window, fails: map[string][]time.Time{}}
-}
-
-func (l *failLimiter) prune(src string, now time.Time) []time.Time {
-	ts := l.fails[src]
-	i := 0
-	for i < len(ts) && now.Sub(ts[i]) > l.window {
-		i++
-	}
-	ts = ts[i:]
-	if len(ts) == 0 {
-		delete(l.fails, src)
-	} else {
-		l.fails[src] = ts
-	}
-	return ts
-}
-
-func (l *failLimiter) fail(src string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	ts := l.prune(src, now)
-	if len(l.fails) > 10000 { // bound memory under a spray of sources
-		clear(l.fails)
-	}
-	l.fails[src] = append(ts, now)
-}
-
-func (l *failLimiter) blocked(src string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.prune(src, time.Now())) >= l.max
 }
 
 // forwardedByNode reports whether r was forwarded by another node: it says

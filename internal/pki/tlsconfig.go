@@ -61,7 +61,8 @@ func (id *Identity) PeerClientConfig() (*tls.Config, error) {
 // presents its node certificate followed by the CA certificate, so that a
 // joining node holding only a token can pin the CA by fingerprint. A client
 // certificate is optional; when one is given it must be issued by the
-// cluster CA (forwarded calls from other nodes carry one). TLS 1.2 or newer.
+// cluster CA (forwarded calls from other nodes carry one). TLS 1.3, or TLS
+// 1.2 with the AEAD suites of APICipherSuites only.
 func (id *Identity) APIServerConfig() (*tls.Config, error) {
 	ca, cert, pool, err := id.parse()
 	if err != nil {
@@ -70,6 +71,7 @@ func (id *Identity) APIServerConfig() (*tls.Config, error) {
 	cert.Certificate = append(cert.Certificate, ca.Raw)
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS12,
+		CipherSuites: APICipherSuites,
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		ClientCAs:    pool,
@@ -89,6 +91,7 @@ func CAClientConfig(caPEM []byte) (*tls.Config, error) {
 	pool.AddCert(ca)
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS12,
+		CipherSuites:       APICipherSuites,
 		RootCAs:            pool,
 		InsecureSkipVerify: true, //nolint:gosec // verified in VerifyConnection
 		VerifyConnection:   verifyChain(pool, x509.ExtKeyUsageServerAuth),
@@ -125,7 +128,8 @@ func verifyChain(roots *x509.CertPool, usage x509.ExtKeyUsage) func(tls.Connecti
 func PinnedClientConfig(fp string) *tls.Config {
 	fp = strings.ToLower(strings.TrimSpace(fp))
 	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: APICipherSuites,
 		// Verification is done by VerifyConnection against the pinned CA.
 		InsecureSkipVerify: true, //nolint:gosec // verified in VerifyConnection
 		VerifyConnection: func(cs tls.ConnectionState) error {
@@ -167,4 +171,17 @@ func PinnedClientConfig(fp string) *tls.Config {
 			return nil
 		},
 	}
+}
+
+// APICipherSuites are the TLS 1.2 suites the API accepts: ECDHE key
+// exchange (forward secrecy) with an AEAD cipher, nothing else. CBC suites
+// (with their SHA-1 MACs and padding-oracle history) and static RSA key
+// exchange are refused. TLS 1.3 suites are not configurable and all AEAD.
+// TLS 1.2 stays because some API clients (monitoring agents, older
+// OpenSSL and Java builds) do not speak TLS 1.3; node-to-node traffic uses
+// TLS 1.3 only.
+var APICipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
 }
