@@ -26,7 +26,7 @@ GOFMT_FIND := find . -path ./.git -prune -o -path ./bin -prune -o -name testdata
 
 .DEFAULT_GOAL := build
 
-.PHONY: test-faults soak bench-compare bench-failover tidy-check install demo all build test test-race lint fmt fmt-check vet staticcheck bench fuzz-seed clean tools help
+.PHONY: test-kernel test-faults soak bench-compare bench-failover tidy-check install demo all build test test-race lint fmt fmt-check vet staticcheck bench fuzz-seed clean tools help
 
 all: lint test build
 
@@ -93,6 +93,10 @@ bench-failover:
 ## test-faults: as root, the fault-injection suite: kills, partitions, SIGSTOP, snapshot install, restarts, a flapping link and a full disk, under a write workload (about 5 minutes)
 test-faults:
 	RAFTGUARD_FAULTS=1 $(GO) test -count=1 -v -run '^TestFaults' -timeout 30m ./test/
+
+## test-kernel: as root, the namespace end-to-end tests and the fault scenarios with the kernel WireGuard data plane, inside Debian's stock kernel booted in qemu (TCG); for hosts without the WireGuard module (test/kernelvm/run.sh)
+test-kernel:
+	test/kernelvm/run.sh
 
 ## soak: as root, the fault-injection suite in its long mode (more kills and rounds, 3 minutes of flapping)
 soak:

@@ -157,12 +157,18 @@ func (n *nsThread) do(fn func()) {
 // it and checks that the link and the UAPI socket are gone.
 func openIn(t testing.TB, n *nsThread, name string) Device {
 	t.Helper()
+	return openKindIn(t, n, name, KindUserspace)
+}
+
+// openKindIn is openIn for a Device of the given kind.
+func openKindIn(t testing.TB, n *nsThread, name, kind string) Device {
+	t.Helper()
 	var (
 		d   Device
 		err error
 	)
 	log := slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	n.do(func() { d, err = Open(name, KindUserspace, log.With("component", "dataplane")) })
+	n.do(func() { d, err = Open(name, kind, log.With("component", "dataplane")) })
 	if err != nil {
 		t.Fatalf("open %s: %v", name, err)
 	}

@@ -48,7 +48,12 @@ func isUp(t testing.TB, n *nsThread, d Device) bool {
 // cfg. It never prints the private key.
 func checkDump(t *testing.T, name string, cfg Config) {
 	t.Helper()
-	out := run(t, "wg", "show", name, "dump")
+	checkDumpText(t, run(t, "wg", "show", name, "dump"), cfg)
+}
+
+// checkDumpText compares the output of `wg show <name> dump` with cfg.
+func checkDumpText(t *testing.T, out string, cfg Config) {
+	t.Helper()
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	head := strings.Split(lines[0], "\t")
 	if len(head) != 4 {

@@ -25,6 +25,7 @@ const (
 )
 
 type lab struct {
+	kind     string    // the server interface's data plane
 	srv, cli string    // namespaces
 	n        *nsThread // in srv
 	d        Device    // the server interface, in srv
@@ -32,11 +33,11 @@ type lab struct {
 	pub      string // the server's public key
 }
 
-// newLab builds the namespaces and the server interface with SourceAddrs =
-// the VIPs, up, with the given peers.
-func newLab(t *testing.T, peers []Peer) *lab {
+// newLabKind builds the namespaces and the server interface of the given
+// kind with SourceAddrs = the VIPs, up, with the given peers.
+func newLabKind(t *testing.T, kind string, peers []Peer) *lab {
 	t.Helper()
-	l := &lab{srv: newNetns(t), cli: newNetns(t)}
+	l := &lab{kind: kind, srv: newNetns(t), cli: newNetns(t)}
 	vs, vc := uniqueName("rgdpv"), uniqueName("rgdpv")
 	run(t, "ip", "link", "add", vs, "netns", l.srv, "type", "veth", "peer", "name", vc, "netns", l.cli)
 	for _, a := range []string{labPrimary4 + "/24", labVIP4 + "/24"} {
@@ -52,7 +53,7 @@ func newLab(t *testing.T, peers []Peer) *lab {
 
 	l.n = startNSThread(t, l.srv)
 	name := uniqueName("rgdp")
-	l.d = openIn(t, l.n, name)
+	l.d = openKindIn(t, l.n, name, kind)
 	key := testKey(t)
 	l.pub = key.PublicKey().String()
 	l.cfg = Config{
@@ -64,10 +65,20 @@ func newLab(t *testing.T, peers []Peer) *lab {
 		Up:          true,
 	}
 	set(t, l.n, l.d, l.cfg)
-	if b := boundAddrs(l.n, l.d); !slices.Equal(b, []string{labVIP4 + ":51820", "[" + labVIP6 + "]:51820"}) {
-		t.Fatalf("server sockets %v, want the VIPs", b)
-	}
+	l.checkSockets(t, []string{labVIP4 + ":51820", "[" + labVIP6 + "]:51820"})
 	return l
+}
+
+// checkSockets checks the userspace server's open sockets; the kernel's
+// are not the package's to see (its source comes from the routing).
+func (l *lab) checkSockets(t *testing.T, want []string) {
+	t.Helper()
+	if l.kind != KindUserspace {
+		return
+	}
+	if b := boundAddrs(l.n, l.d); !slices.Equal(b, want) {
+		t.Fatalf("server sockets %v, want %v", b, want)
+	}
 }
 
 // client starts a wireguard-go client in the client namespace listening on
@@ -154,6 +165,18 @@ func (l *lab) initiate(t *testing.T, c *wgClient, ep netip.AddrPort) {
 // records (`wg show <if> endpoints`), which is the source address of what
 // it received last.
 func TestUserspaceVIPSource(t *testing.T) {
+	testVIPSource(t, KindUserspace)
+}
+
+// TestKernelVIPSource is TestUserspaceVIPSource with the kernel's WireGuard
+// as the server: there the VIP source comes from the firewall mark and the
+// source routing (sourceroute_linux.go).
+func TestKernelVIPSource(t *testing.T) {
+	requireKernelWireGuard(t)
+	testVIPSource(t, KindKernel)
+}
+
+func testVIPSource(t *testing.T, kind string) {
 	requireRoot(t)
 	requireTools(t, "wg", "wireguard-go", "ping")
 
@@ -171,7 +194,7 @@ func TestUserspaceVIPSource(t *testing.T) {
 	// The clients exist before the server knows them (they need the
 	// server's key, and the server theirs): build the lab with none, then
 	// add them with one Set.
-	l := newLab(t, nil)
+	l := newLabKind(t, kind, nil)
 	a := l.client(t, 51901, addrA, vip4)
 	run(t, "ip", "-n", l.cli, "route", "add", "198.51.100.1/32", "dev", a.name)
 	b := l.client(t, 51902, addrB, netip.AddrPort{})
@@ -228,9 +251,7 @@ func TestUserspaceVIPSource(t *testing.T) {
 		if isUp(t, l.n, l.d) {
 			t.Fatal("IsUp after Set down")
 		}
-		if bound := boundAddrs(l.n, l.d); len(bound) != 0 {
-			t.Fatalf("sockets open while down: %v", bound)
-		}
+		l.checkSockets(t, nil)
 		// `wg show <if> transfer` is "<peer> <rx> <tx>": peerField gives rx.
 		before := a.peerField(t, "transfer", l.pub)
 		// The client keeps sending (pings, then handshake initiations);
@@ -262,9 +283,7 @@ func TestUserspaceVIPSource(t *testing.T) {
 		if !set(t, l.n, l.d, l.cfg) {
 			t.Fatal("Set without source addresses reported no change")
 		}
-		if bound := boundAddrs(l.n, l.d); !slices.Equal(bound, []string{"0.0.0.0:51820", "[::]:51820"}) {
-			t.Fatalf("sockets %v, want the wildcard addresses", bound)
-		}
+		l.checkSockets(t, []string{"0.0.0.0:51820", "[::]:51820"})
 		l.initiate(t, e, epE)
 		l.waitEndpoint(t, e, labPrimary4+":51820")
 
@@ -272,8 +291,6 @@ func TestUserspaceVIPSource(t *testing.T) {
 		if !set(t, l.n, l.d, l.cfg) {
 			t.Fatal("Set with source addresses again reported no change")
 		}
-		if bound := boundAddrs(l.n, l.d); !slices.Equal(bound, []string{labVIP4 + ":51820", "[" + labVIP6 + "]:51820"}) {
-			t.Fatalf("sockets %v, want the VIPs", bound)
-		}
+		l.checkSockets(t, []string{labVIP4 + ":51820", "[" + labVIP6 + "]:51820"})
 	})
 }

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,6 +56,17 @@ func rounds[T any](ci, long T) T {
 		return long
 	}
 	return ci
+}
+
+// roundsOf is rounds for a number of repetitions, at most
+// RAFTGUARD_FAULTS_ROUNDS when that is set (make test-kernel sets it: its
+// emulated VM runs each scenario fewer times).
+func roundsOf(ci, long int) int {
+	n := rounds(ci, long)
+	if v, err := strconv.Atoi(os.Getenv("RAFTGUARD_FAULTS_ROUNDS")); err == nil && v > 0 {
+		n = min(n, v)
+	}
+	return n
 }
 
 // needFaults skips a test of the suite unless it was asked for.
@@ -183,8 +195,8 @@ func newFaultCluster(t *testing.T, o clusterOpts) *faultCluster {
 	}
 	for _, s := range lc.servers {
 		addr := s.host.IPv4().Addr().String() + ":7443"
-		fc.lan[s.id] = newNodeAPI(s.id, lc.client, addr, fc.tc, fc.token, 8*time.Second)
-		fc.local[s.id] = newNodeAPI(s.id, s.host, addr, fc.tc, fc.token, 10*time.Second)
+		fc.lan[s.id] = newNodeAPI(s.id, lc.client, addr, fc.tc, fc.token, scaled(8*time.Second))
+		fc.local[s.id] = newNodeAPI(s.id, s.host, addr, fc.tc, fc.token, scaled(10*time.Second))
 	}
 	for _, s := range lc.servers[1:] {
 		fc.start(s, "--join", "192.0.2.1:7443", "--token", joinToken)
@@ -318,7 +330,7 @@ func (fc *faultCluster) thaw(s *labServer) {
 
 // nodeStatus asks a server about itself, from its own namespace.
 func (fc *faultCluster) nodeStatus(s *labServer) (httpapi.NodeStatus, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(2*time.Second))
 	defer cancel()
 	var st httpapi.NodeStatus
 	err := fc.local[s.id].get(ctx, "/v1/node", &st)
@@ -403,7 +415,22 @@ func (fc *faultCluster) waitHealthy(d time.Duration) *labServer {
 		leader, err = fc.healthy()
 		return err
 	})
+	fc.checkDataplane(leader)
 	return leader
+}
+
+// checkDataplane is labCluster.checkDataplane with the running servers'
+// own statuses.
+func (fc *faultCluster) checkDataplane(leader *labServer) {
+	fc.t.Helper()
+	sts, _ := fc.statuses()
+	reported := map[string]string{}
+	for id, st := range sts {
+		reported[id] = st.Dataplane
+	}
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	fc.labCluster.checkDataplane(leader.id, reported)
 }
 
 // waitNewHolder waits until a serving server other than old holds the VIP
@@ -867,7 +894,7 @@ func TestFaultsKillLeader(t *testing.T) {
 	wl := fc.startWorkload(faultRate)
 	vw := fc.startVIPWatch()
 	fig := &figures{name: "kill -9 of the leader"}
-	kills := rounds(10, 30)
+	kills := roundsOf(10, 30)
 	const every = 10 * time.Second
 	var moves, gaps, fenced []time.Duration
 	last := time.Now()
@@ -902,8 +929,8 @@ func TestFaultsKillLeader(t *testing.T) {
 		}
 	}
 	for _, m := range moves {
-		if m > 3*time.Second {
-			t.Errorf("the VIP moved %v after a kill of the leader, want within 3s", m)
+		if m > scaled(3*time.Second) {
+			t.Errorf("the VIP moved %v after a kill of the leader, want within %v", m, scaled(3*time.Second))
 		}
 	}
 	fc.check(wl, vw, fig)
@@ -919,7 +946,7 @@ func TestFaultsPartitionLeader(t *testing.T) {
 	vw := fc.startVIPWatch()
 	fig := &figures{name: "leader partitioned into a minority"}
 	var released, moved, rejoined, probeLatency []time.Duration
-	for round := range rounds(2, 5) {
+	for round := range roundsOf(2, 5) {
 		fc.waitAcked(wl, 200, time.Minute)
 		old := fc.waitHealthy(30 * time.Second)
 		cut := time.Now()
@@ -941,8 +968,8 @@ func TestFaultsPartitionLeader(t *testing.T) {
 		if err := fc.servesNothing(old); err != nil {
 			t.Errorf("round %d: the cut-off leader: %v", round+1, err)
 		}
-		if d := released[len(released)-1]; d > 2*time.Second {
-			t.Errorf("the cut-off leader released the VIP and its interface after %v, want within 2s", d)
+		if d := released[len(released)-1]; d > scaled(2*time.Second) {
+			t.Errorf("the cut-off leader released the VIP and its interface after %v, want within %v", d, scaled(2*time.Second))
 		}
 
 		// A write sent to the cut-off node answers 503. It is a create,
@@ -1023,7 +1050,7 @@ func TestFaultsStopLeader(t *testing.T) {
 	vw := fc.startVIPWatch()
 	fig := &figures{name: "SIGSTOP of the leader for 10s"}
 	var moved, fenced, dropped, steppedDown []time.Duration
-	for round := range rounds(2, 5) {
+	for round := range roundsOf(2, 5) {
 		fc.waitAcked(wl, 200, time.Minute)
 		old := fc.waitHealthy(30 * time.Second)
 		st0, err := fc.nodeStatus(old)
@@ -1109,7 +1136,7 @@ func TestFaultsFollowerSnapshotInstall(t *testing.T) {
 	vw := fc.startVIPWatch()
 	fig := &figures{name: "follower partitioned past a log compaction"}
 	var catchUp []time.Duration
-	for round := range rounds(1, 3) {
+	for round := range roundsOf(1, 3) {
 		fc.waitAcked(wl, 200, time.Minute)
 		leader := fc.waitHealthy(30 * time.Second)
 		f := fc.others(leader)[round%2]
@@ -1170,7 +1197,7 @@ func TestFaultsRestarts(t *testing.T) {
 	vw := fc.startVIPWatch()
 	fig := &figures{name: "restarts"}
 	var whole, rolling []time.Duration
-	for range rounds(1, 3) {
+	for range roundsOf(1, 3) {
 		fc.waitAcked(wl, 300, time.Minute)
 		down := time.Now()
 		for _, s := range fc.servers {
@@ -1265,7 +1292,7 @@ func TestFaultsDiskFull(t *testing.T) {
 	vw := fc.startVIPWatch()
 	fig := &figures{name: "leader's disk full"}
 	var moved, recovered []time.Duration
-	for round := range rounds(1, 3) {
+	for round := range roundsOf(1, 3) {
 		fc.waitAcked(wl, 200, time.Minute)
 		fc.makeLeader(s1)
 		fill := filepath.Join(s1.dir, "fill")

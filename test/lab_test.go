@@ -7,12 +7,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/raftguard/raftguard/dataplane"
 	"github.com/raftguard/raftguard/httpapi"
 	"github.com/raftguard/raftguard/internal/netlab"
 )
@@ -45,6 +47,63 @@ type labCluster struct {
 	servers []*labServer
 	client  *netlab.Host
 	logDir  string
+}
+
+// labDataplane is the data plane the lab's servers run with, from
+// RAFTGUARD_TEST_DATAPLANE: "kernel" or "userspace" is passed as
+// --dataplane to every server (make test-kernel sets "kernel"); empty
+// leaves the servers' default (auto).
+func labDataplane(t testing.TB) string {
+	t.Helper()
+	switch dp := os.Getenv("RAFTGUARD_TEST_DATAPLANE"); dp {
+	case "kernel":
+		if !dataplane.KernelSupported() {
+			t.Fatal("RAFTGUARD_TEST_DATAPLANE=kernel, but this kernel has no WireGuard (make test-kernel runs the lab in a VM that has)")
+		}
+		return dp
+	case "", "userspace":
+		return dp
+	default:
+		t.Fatalf("RAFTGUARD_TEST_DATAPLANE=%q: want kernel or userspace", dp)
+		return ""
+	}
+}
+
+// linkKinds maps the data planes to the kind of link each makes.
+var linkKinds = map[string]string{"kernel": "wireguard", "userspace": "tun"}
+
+// checkDataplane fails the test unless every running server reports the
+// data plane RAFTGUARD_TEST_DATAPLANE asked for, and the WireGuard link of
+// each server that has one is of that data plane's kind as the kernel
+// reports it (netlink's IFLA_INFO_KIND: wireguard for the kernel module, tun
+// for wireguard-go). reported maps node ids to the data plane each node's
+// status names; the leader must have its link.
+func (lc *labCluster) checkDataplane(leaderID string, reported map[string]string) {
+	lc.t.Helper()
+	want := labDataplane(lc.t)
+	if want == "" {
+		return
+	}
+	for id, dp := range reported {
+		if dp != want {
+			lc.t.Fatalf("RAFTGUARD_TEST_DATAPLANE=%s, but node %s runs the %q data plane", want, id, dp)
+		}
+	}
+	for _, s := range lc.servers {
+		if s.proc == nil || s.proc.Exited() {
+			continue
+		}
+		kind, err := s.host.LinkKind(s.wg)
+		if err != nil {
+			if s.id == leaderID {
+				lc.t.Fatalf("leader %s: WireGuard link %s: %v", s.id, s.wg, err)
+			}
+			continue // a follower may keep no link
+		}
+		if kind != linkKinds[want] {
+			lc.t.Fatalf("RAFTGUARD_TEST_DATAPLANE=%s, but %s's link %s is of kind %q, want %q", want, s.id, s.wg, kind, linkKinds[want])
+		}
+	}
 }
 
 // needLab skips a test that cannot build a namespace lab here.
@@ -136,8 +195,12 @@ func tail(s string, lines int) string {
 func (lc *labCluster) start(s *labServer, args ...string) {
 	lc.t.Helper()
 	full := []string{"server", "--data-dir", s.dir}
+	full = append(full, raftTimeoutFlags()...)
 	if len(args) > 0 {
 		full = append(full, "--node-id", s.id, "--advertise", s.host.IPv4().Addr().String(), "--wg-interface", s.wg, "--log-level", "debug")
+		if dp := labDataplane(lc.t); dp != "" && !slices.Contains(s.extra, "--dataplane") {
+			full = append(full, "--dataplane", dp)
+		}
 		full = append(full, s.extra...)
 		full = append(full, args...)
 	}
@@ -213,6 +276,13 @@ func (lc *labCluster) waitHealthy(n int) httpapi.ClusterStatus {
 		}
 		return nil
 	})
+	reported := map[string]string{}
+	for _, nd := range st.Nodes {
+		if nd.Reachable {
+			reported[nd.NodeID] = nd.Dataplane
+		}
+	}
+	lc.checkDataplane(st.LeaderID, reported)
 	return st
 }
 
@@ -352,7 +422,7 @@ func outage(t testing.TB, lc *labCluster, target netip.Addr, fault func()) time.
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.WaitReplies(5, 10*time.Second); err != nil {
+	if err := p.WaitReplies(5, scaled(10*time.Second)); err != nil {
 		p.Stop()
 		t.Fatalf("no replies before the fault: %v", err)
 	}
@@ -361,7 +431,7 @@ func outage(t testing.TB, lc *labCluster, target netip.Addr, fault func()) time.
 	// Wait until replies flow again (bounded), then a little more.
 	start := time.Now()
 	n := p.Replies()
-	if err := p.WaitReplies(n+10, 30*time.Second); err != nil {
+	if err := p.WaitReplies(n+10, scaled(30*time.Second)); err != nil {
 		t.Logf("replies did not resume within 30s of the fault (%v)", time.Since(start))
 	}
 	r := p.Stop()

@@ -23,9 +23,14 @@ var (
 	buildErr  error
 )
 
-// raftguardBinary builds bin/raftguard once per test run.
+// raftguardBinary builds bin/raftguard once per test run, or returns
+// RAFTGUARD_TEST_BINARY when set (a binary built beforehand, as make
+// test-kernel does for its VM).
 func raftguardBinary(t testing.TB) string {
 	t.Helper()
+	if bin := os.Getenv("RAFTGUARD_TEST_BINARY"); bin != "" {
+		return bin
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "raftguard-bin-")
 		if err != nil {
@@ -153,6 +158,7 @@ func poll(t testing.TB, d time.Duration, f func() error) {
 // pollEvery is poll with the given interval between tries.
 func pollEvery(t testing.TB, d, interval time.Duration, f func() error) {
 	t.Helper()
+	d = scaled(d) // a slow machine waits longer (timescale_test.go)
 	deadline := time.Now().Add(d)
 	for {
 		err := f()

@@ -368,6 +368,29 @@ func parseAddrs(js []byte) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// LinkKind returns the kind of the host's link dev as the kernel reports
+// it over netlink (IFLA_INFO_KIND: "wireguard", "tun", "veth", ...), as
+// `ip -j -d link` lists it.
+func (h *Host) LinkKind(dev string) (string, error) {
+	out, err := h.lab.run(context.Background(), "ip", "-n", h.ns, "-j", "-d", "link", "show", "dev", dev)
+	if err != nil {
+		return "", err
+	}
+	return parseLinkKind([]byte(out))
+}
+
+func parseLinkKind(js []byte) (string, error) {
+	var links []struct {
+		LinkInfo struct {
+			Kind string `json:"info_kind"`
+		} `json:"linkinfo"`
+	}
+	if err := json.Unmarshal(js, &links); err != nil || len(links) != 1 {
+		return "", fmt.Errorf("netlab: parsing ip -j -d link: %d links, %v", len(links), err)
+	}
+	return links[0].LinkInfo.Kind, nil
+}
+
 // HasAddr reports whether addr is on the host's eth0.
 func (h *Host) HasAddr(addr netip.Addr) (bool, error) {
 	ps, err := h.Addrs()

@@ -177,6 +177,22 @@ func TestParseAddrs(t *testing.T) {
 	}
 }
 
+func TestParseLinkKind(t *testing.T) {
+	for js, want := range map[string]string{
+		`[{"ifindex":5,"ifname":"wg0","linkinfo":{"info_kind":"wireguard"}}]`:                      "wireguard",
+		`[{"ifindex":5,"ifname":"wg0","linkinfo":{"info_kind":"tun","info_data":{"type":"tun"}}}]`: "tun",
+		`[{"ifindex":1,"ifname":"lo","link_type":"loopback"}]`:                                     "",
+	} {
+		got, err := parseLinkKind([]byte(js))
+		if err != nil || got != want {
+			t.Errorf("parseLinkKind(%s) = %q, %v; want %q", js, got, err, want)
+		}
+	}
+	if _, err := parseLinkKind([]byte(`[]`)); err == nil {
+		t.Error("parseLinkKind([]) = nil error, want one")
+	}
+}
+
 // newLab returns a lab closed when the test ends, or skips the test.
 func newLab(t *testing.T, tools ...string) *Lab {
 	t.Helper()

@@ -1,0 +1,242 @@
+//go:build linux
+
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Tests of the kernel WireGuard device. They skip where the kernel has no
+// WireGuard (`make test-kernel` runs them in a VM with Debian's kernel).
+
+// requireKernelWireGuard skips the test unless it runs as root on a kernel
+// that can create WireGuard links.
+func requireKernelWireGuard(t testing.TB) {
+	t.Helper()
+	requireRoot(t)
+	if !KernelSupported() {
+		t.Skip("skipped: the kernel has no WireGuard (make test-kernel runs this in a VM)")
+	}
+}
+
+// kernelDump runs `wg show <name> dump` in namespace ns (the kernel device
+// answers over generic netlink in its own namespace).
+func kernelDump(t *testing.T, ns, name string) string {
+	t.Helper()
+	return run(t, "ip", "netns", "exec", ns, "wg", "show", name, "dump")
+}
+
+// udpListening reports whether a UDP socket is bound to port in ns.
+func udpListening(t *testing.T, ns string, port int) bool {
+	t.Helper()
+	out := run(t, "ip", "netns", "exec", ns, "ss", "-H", "-u", "-l", "-n")
+	for _, line := range strings.Split(out, "\n") {
+		for _, f := range strings.Fields(line) {
+			if strings.HasSuffix(f, fmt.Sprintf(":%d", port)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func TestKernelSetIdempotent(t *testing.T) {
+	requireKernelWireGuard(t)
+	requireTools(t, "wg", "ss")
+	ns := newNetns(t)
+	n := startNSThread(t, ns)
+	name := uniqueName("rgdk")
+	d := openKindIn(t, n, name, KindKernel)
+	if d.Kind() != KindKernel || d.Name() != name {
+		t.Fatalf("kind %s name %s", d.Kind(), d.Name())
+	}
+	if kind := run(t, "ip", "-n", ns, "-d", "-o", "link", "show", "dev", name); !strings.Contains(kind, " wireguard ") {
+		t.Fatalf("link %s is not a kernel WireGuard link: %s", name, kind)
+	}
+
+	p0, p1, p2 := testPeer(t, 1), testPeer(t, 2), testPeer(t, 3)
+	p0.PresharedKey = testKey(t).String()
+	p0.Endpoint = netip.MustParseAddrPort("192.0.2.50:51000")
+	p0.AllowedIPs = append(p0.AllowedIPs, netip.MustParsePrefix("203.0.113.0/24"))
+	p1.AllowedIPs = append(p1.AllowedIPs, netip.MustParsePrefix("fd00:99::2/128"))
+	p2.AllowedIPs = nil
+	p2.Endpoint = netip.MustParseAddrPort("[2001:db8::50]:51001")
+	cfg := Config{
+		PrivateKey: testKey(t).String(),
+		ListenPort: 51820,
+		Addresses:  []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24"), netip.MustParsePrefix("fd00:99::1/64")},
+		MTU:        1380,
+		Peers:      []Peer{p0, p1, p2},
+	}
+	wantAddrs := []string{"198.51.100.1/24", "fd00:99::1/64"}
+
+	// A follower: everything configured, link down, no socket.
+	if !set(t, n, d, cfg) {
+		t.Fatal("first Set reported no change")
+	}
+	if set(t, n, d, cfg) {
+		t.Fatal("second identical Set reported a change")
+	}
+	checkDumpText(t, kernelDump(t, ns, name), cfg)
+	if mtu, up, addrs := linkState(t, n, name); mtu != 1380 || up || !slices.Equal(addrs, wantAddrs) {
+		t.Fatalf("link: mtu %d up %v addrs %v", mtu, up, addrs)
+	}
+	if isUp(t, n, d) {
+		t.Fatal("IsUp on a follower")
+	}
+	if udpListening(t, ns, 51820) {
+		t.Fatal("a follower listens on 51820")
+	}
+	var err error
+	n.do(func() { err = d.InitiateHandshake(p0.PublicKey, netip.AddrPort{}) })
+	if !errors.Is(err, ErrDown) {
+		t.Fatalf("InitiateHandshake while down: %v, want ErrDown", err)
+	}
+
+	// The leader.
+	cfg.Up = true
+	if !set(t, n, d, cfg) {
+		t.Fatal("Set up reported no change")
+	}
+	if set(t, n, d, cfg) {
+		t.Fatal("second Set up reported a change")
+	}
+	checkDumpText(t, kernelDump(t, ns, name), cfg)
+	if mtu, up, addrs := linkState(t, n, name); mtu != 1380 || !up || !slices.Equal(addrs, wantAddrs) {
+		t.Fatalf("link: mtu %d up %v addrs %v", mtu, up, addrs)
+	}
+	if !isUp(t, n, d) {
+		t.Fatal("IsUp false on the leader")
+	}
+	if !udpListening(t, ns, 51820) {
+		t.Fatal("the leader does not listen on 51820")
+	}
+	n.do(func() { err = d.InitiateHandshake(testKey(t).PublicKey().String(), netip.AddrPort{}) })
+	if !errors.Is(err, ErrUnknownPeer) {
+		t.Fatalf("InitiateHandshake to an unknown peer: %v, want ErrUnknownPeer", err)
+	}
+	// A handshake to a known peer leaves the configuration as it was
+	// (keepalive off again), apart from the endpoint it was given.
+	ep := netip.MustParseAddrPort("192.0.2.51:51002")
+	n.do(func() { err = d.InitiateHandshake(p1.PublicKey, ep) })
+	if err != nil {
+		t.Fatalf("InitiateHandshake: %v", err)
+	}
+	p1.Endpoint = ep
+	cfg.Peers = []Peer{p0, p1, p2}
+	checkDumpText(t, kernelDump(t, ns, name), cfg)
+	if set(t, n, d, cfg) {
+		t.Fatal("Set after InitiateHandshake reported a change")
+	}
+
+	// Changes made behind the package's back are repaired.
+	run(t, "ip", "-n", ns, "addr", "del", "198.51.100.1/24", "dev", name)
+	run(t, "ip", "-n", ns, "addr", "add", "203.0.113.99/24", "dev", name)
+	run(t, "ip", "-n", ns, "link", "set", name, "mtu", "1300")
+	if !set(t, n, d, cfg) {
+		t.Fatal("Set after external changes reported no change")
+	}
+	if mtu, _, addrs := linkState(t, n, name); mtu != 1380 || !slices.Equal(addrs, wantAddrs) {
+		t.Fatalf("not repaired: mtu %d addrs %v", mtu, addrs)
+	}
+	run(t, "ip", "-n", ns, "link", "set", name, "down")
+	if isUp(t, n, d) {
+		t.Fatal("IsUp true after the link was downed behind our back")
+	}
+	if !set(t, n, d, cfg) || !isUp(t, n, d) {
+		t.Fatal("Set did not bring the downed link back up")
+	}
+
+	// A new listen port.
+	cfg.ListenPort = 51821
+	if !set(t, n, d, cfg) {
+		t.Fatal("Set with a new listen port reported no change")
+	}
+	if !udpListening(t, ns, 51821) || udpListening(t, ns, 51820) {
+		t.Fatal("the device does not listen on the new port alone")
+	}
+	checkDumpText(t, kernelDump(t, ns, name), cfg)
+
+	// Peer changes: allowed IPs, preshared key, one removed, one added.
+	p1.AllowedIPs = []netip.Prefix{netip.MustParsePrefix("fd00:99::2/128"), netip.MustParsePrefix("203.0.113.64/26")}
+	p0.PresharedKey = ""
+	p3 := testPeer(t, 4)
+	p3.PresharedKey = testKey(t).String()
+	cfg.Peers = []Peer{p0, p1, p3}
+	if !set(t, n, d, cfg) {
+		t.Fatal("Set with peer changes reported no change")
+	}
+	if set(t, n, d, cfg) {
+		t.Fatal("second Set with peer changes reported a change")
+	}
+	checkDumpText(t, kernelDump(t, ns, name), cfg)
+
+	// A follower again: the configuration stays, the link and the socket go.
+	cfg.Up = false
+	if !set(t, n, d, cfg) {
+		t.Fatal("Set down reported no change")
+	}
+	checkDumpText(t, kernelDump(t, ns, name), cfg)
+	if _, up, addrs := linkState(t, n, name); up || !slices.Equal(addrs, wantAddrs) {
+		t.Fatalf("link: up %v addrs %v", up, addrs)
+	}
+	if udpListening(t, ns, 51821) {
+		t.Fatal("the socket is still open when down")
+	}
+
+	// The stats carry each peer (no handshake yet).
+	var stats []PeerStats
+	n.do(func() { stats, err = d.Stats() })
+	if err != nil || len(stats) != 3 {
+		t.Fatalf("Stats: %d peers, %v", len(stats), err)
+	}
+	for _, s := range stats {
+		if !s.LastHandshake.IsZero() || s.RxBytes != 0 {
+			t.Errorf("stats %+v, want no handshake", s)
+		}
+	}
+
+	// Close removes the link.
+	n.do(func() { err = d.Close() })
+	if err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	eventually(t, 5*time.Second, "link removed", func() error {
+		if _, err := runErr("ip", "-n", ns, "link", "show", name); err == nil {
+			return fmt.Errorf("link %s still there", name)
+		}
+		return nil
+	})
+	if _, err := d.Set(cfg); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Set after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestKernelReplacesLeftover checks that Open replaces a kernel WireGuard
+// link of the same name that a killed process left behind, and refuses a
+// link of another kind.
+func TestKernelReplacesLeftover(t *testing.T) {
+	requireKernelWireGuard(t)
+	ns := newNetns(t)
+	n := startNSThread(t, ns)
+	name := uniqueName("rgdk")
+	run(t, "ip", "-n", ns, "link", "add", name, "type", "wireguard")
+	run(t, "ip", "-n", ns, "link", "set", name, "up")
+	d := openKindIn(t, n, name, KindKernel)
+	if isUp(t, n, d) {
+		t.Fatal("the replaced link is up")
+	}
+	other := uniqueName("rgdk")
+	run(t, "ip", "-n", ns, "link", "add", other, "type", "dummy")
+	var err error
+	n.do(func() { _, err = Open(other, KindKernel, nil) })
+	if err == nil {
+		t.Fatalf("Open over a dummy link %s succeeded", other)
+	}
+}
