@@ -25,6 +25,8 @@ var (
 	ErrTimeout = errors.New("timed out")
 	// ErrShutdown: this node is shutting down.
 	ErrShutdown = errors.New("node shutting down")
+	// ErrIsLeader: the operation cannot apply to the leader itself.
+	ErrIsLeader = errors.New("is the leader")
 	// ErrUnauthorized: a missing or wrong token.
 	ErrUnauthorized = errors.New("unauthorized")
 )
@@ -83,6 +85,8 @@ func toAPIError(err error) *apiError {
 		return &apiError{http.StatusConflict, "already_initialized", err.Error()}
 	case errors.Is(err, ErrLeadershipLost):
 		return &apiError{http.StatusServiceUnavailable, "leadership_lost", "leadership moved while the change was in flight, so it may or may not have been applied; retry with the same request (creates are idempotent)"}
+	case errors.Is(err, ErrIsLeader):
+		return &apiError{http.StatusConflict, "is_leader", err.Error()}
 	case errors.Is(err, ErrShutdown):
 		return &apiError{http.StatusServiceUnavailable, "shutting_down", "this node is shutting down; ask another node"}
 	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrNoLeader):

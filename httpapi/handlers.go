@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -172,31 +171,13 @@ func (s *Server) transferLeader(w http.ResponseWriter, r *request) error {
 			return err
 		}
 	}
-	if req.To != "" {
-		if err := s.checkMember(req.To); err != nil {
-			return err
-		}
-		if req.To == s.b.NodeID() {
-			writeJSON(w, http.StatusOK, TransferResponse{LeaderID: req.To})
-			return nil
-		}
+	svc, err := s.service()
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	// Raft gives the target one election timeout to catch up; under a
-	// heavy write load that can run out, so try a few times while this
-	// node still leads.
-	var id string
-	var err error
-	for try := 1; ; try++ {
-		if id, err = s.b.TransferLeadership(ctx, req.To); err == nil {
-			break
-		}
-		if try == transferTries || errors.Is(err, ErrNotLeader) || ctx.Err() != nil || !s.b.IsLeader() {
-			break
-		}
-		s.log.Warn("leadership transfer failed; trying again", "to", req.To, "try", try, "err", err)
-	}
+	id, err := svc.HandOver(ctx, req.To)
 	if err != nil {
 		if ae := toAPIError(err); ae.Status == http.StatusInternalServerError {
 			return errorf(http.StatusServiceUnavailable, "transfer_failed", "leadership transfer did not complete: %v; retry", err)
@@ -207,63 +188,18 @@ func (s *Server) transferLeader(w http.ResponseWriter, r *request) error {
 	return nil
 }
 
-// transferTries bounds the tries of one leadership transfer request.
-const transferTries = 3
-
-func (s *Server) checkMember(id string) error {
-	servers, err := s.b.Servers()
+func (s *Server) removeNode(w http.ResponseWriter, r *request) error {
+	svc, err := s.service()
 	if err != nil {
 		return err
 	}
-	for _, srv := range servers {
-		if srv.ID == id {
-			return nil
-		}
-	}
-	return errorf(http.StatusNotFound, "not_found", "no node %q in the cluster", id)
-}
-
-func (s *Server) removeNode(w http.ResponseWriter, r *request) error {
-	id := r.PathValue("id")
-	if id == s.b.NodeID() {
-		return errorf(http.StatusConflict, "is_leader", "node %q is the leader: transfer leadership first (raftguard cluster transfer-leader)", id)
-	}
-	// Each step below is skipped once done, so a retry after a failure
-	// (leadership lost midway) finishes the removal.
-	st := s.b.State()
-	known := func() bool {
-		_, registered := st.Node(id)
-		_, hasCert := st.NodeCert(id)
-		return registered || hasCert
-	}
-	hasToken := func() bool {
-		return slices.ContainsFunc(st.AdminTokens(), func(t fsm.AdminToken) bool { return t.ID == NodeTokenID(id) })
-	}
-	if err := s.checkMember(id); err != nil && !known() && !hasToken() {
+	if err := svc.RemoveNode(r.PathValue("id")); err != nil {
 		return err
 	}
-	if err := s.b.RemoveServer(id); err != nil {
-		return err
-	}
-	// Forgetting the node also revokes its certificate: every node then
-	// refuses it on the Raft port and the API.
-	if known() {
-		if _, err := s.apply(w, fsm.CmdRemoveNode, fsm.RemoveNode{ID: id, At: time.Now().UTC()}); err != nil {
-			return err
-		}
-	}
-	// The node's own admin token goes with it.
-	if hasToken() {
-		if _, err := s.apply(w, fsm.CmdRevokeAdminToken, fsm.RevokeAdminToken{ID: NodeTokenID(id), At: time.Now().UTC()}); err != nil && !errors.Is(err, fsm.ErrNotFound) {
-			return err
-		}
-	}
+	s.wrote(w)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
-
-// NodeTokenID is the admin token ID given to a node when it joins.
-func NodeTokenID(nodeID string) string { return "node-" + nodeID }
 
 func (s *Server) joinToken(w http.ResponseWriter, r *request) error {
 	w.Header().Set("Cache-Control", "no-store")
@@ -389,62 +325,17 @@ func (s *Server) joinCertificate(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	members, err := s.members()
+	svc, err := s.service()
 	if err != nil {
 		return err
 	}
-	if err := fsm.CheckNewNodeID(members, req.NodeID); err != nil {
-		return err
-	}
-	var ips []net.IP
-	var addrs []netip.Addr
-	for _, a := range req.IPs {
-		ip, err := netip.ParseAddr(a)
-		if err != nil {
-			return errorf(http.StatusBadRequest, "invalid", "%q is not an IP address", a)
-		}
-		ips, addrs = append(ips, net.IP(ip.Unmap().AsSlice())), append(addrs, ip)
-	}
-	if err := fsm.CheckCertIPs(members, req.NodeID, addrs); err != nil {
-		return err
-	}
-	// The VIPs are in every node's certificate, so API clients may use them.
-	for _, v := range s.b.State().Settings().VIPs {
-		ips = append(ips, net.IP(v.Addr().AsSlice()))
-	}
-	cl := s.b.State().Cluster()
-	ca, err := pki.ParseCA([]byte(cl.CACertPEM), []byte(cl.CAKeyPEM))
-	if err != nil {
-		return fmt.Errorf("cluster CA: %w", err)
-	}
-	cert, err := ca.SignNode([]byte(req.CSR), req.NodeID, ips, []string{req.NodeID}, time.Now())
-	if err != nil {
-		return errorf(http.StatusBadRequest, "invalid", "certificate request: %v", err)
-	}
-	tok, err := pki.NewAdminToken()
+	out, err := svc.IssueJoinCertificate(req)
 	if err != nil {
 		return err
 	}
-	now := time.Now().UTC()
-	// Record the certificate before handing it out, so that removing the
-	// node revokes it. A certificate issued to this node id before (a
-	// retried or repeated join) is revoked by this.
-	parsed, err := pki.ParseCertPEM(cert)
-	if err != nil {
-		return fmt.Errorf("issued certificate: %w", err)
-	}
-	if _, err := s.b.Apply(fsm.CmdSetNodeCert, fsm.SetNodeCert{ID: req.NodeID, Fingerprint: pki.Fingerprint(parsed), NotAfter: parsed.NotAfter.UTC(), At: now}); err != nil {
-		return err
-	}
-	id := NodeTokenID(req.NodeID)
-	if _, err := s.b.Apply(fsm.CmdRevokeAdminToken, fsm.RevokeAdminToken{ID: id, At: now}); err != nil && !errors.Is(err, fsm.ErrNotFound) {
-		return err
-	}
-	if _, err := s.apply(w, fsm.CmdAddAdminToken, fsm.AddAdminToken{Token: fsm.AdminToken{ID: id, Name: "node " + req.NodeID, Hash: pki.HashToken(tok)}, At: now}); err != nil {
-		return err
-	}
+	s.wrote(w)
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, JoinCertResponse{CACert: cl.CACertPEM, Cert: string(cert), AdminToken: tok})
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -453,26 +344,16 @@ func (s *Server) join(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	for _, a := range []string{req.RaftAddr, req.APIAddr} {
-		if err := fsm.ValidateNodeAddr(a); err != nil {
-			return err
-		}
-	}
-	members, err := s.members()
+	svc, err := s.service()
 	if err != nil {
 		return err
 	}
-	if _, err := fsm.CheckJoinAddrs(members, req.NodeID, req.RaftAddr, req.APIAddr); err != nil {
+	out, err := svc.Join(req)
+	if err != nil {
 		return err
 	}
-	if err := s.b.AddVoter(req.NodeID, req.RaftAddr); err != nil {
-		return err
-	}
-	if _, err := s.apply(w, fsm.CmdRegisterNode, fsm.RegisterNode{ID: req.NodeID, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr, At: time.Now().UTC()}); err != nil {
-		return err
-	}
-	s.log.Info("node joined", "node", req.NodeID, "raft_addr", req.RaftAddr, "api_addr", req.APIAddr)
-	writeJSON(w, http.StatusOK, JoinResponse{LeaderID: s.b.NodeID()})
+	s.wrote(w)
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

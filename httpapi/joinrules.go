@@ -5,23 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
-
-	"github.com/raftguard/raftguard/fsm"
 )
-
-// members lists the current members for the join rules of fsm: the Raft
-// configuration's servers and the registered nodes.
-func (s *Server) members() ([]fsm.Member, error) {
-	servers, err := s.b.Servers()
-	if err != nil {
-		return nil, err
-	}
-	raftAddrs := make(map[string]string, len(servers))
-	for _, m := range servers {
-		raftAddrs[m.ID] = m.RaftAddr
-	}
-	return fsm.Members(raftAddrs, s.b.State().Nodes()), nil
-}
 
 // prepareJoin runs on the node a joining node called for join step two,
 // which sees the joiner's TLS connection: the request must come with the

@@ -125,6 +125,31 @@ type ClusterService interface {
 	// UpdateSettings validates and applies a settings change and returns
 	// the new settings.
 	UpdateSettings(p SettingsPatch) (fsm.Settings, error)
+	// RemoveNode removes a node from the cluster and revokes its
+	// certificate and admin token (ErrIsLeader for the leader itself).
+	RemoveNode(id string) error
+	// IssueJoinCertificate and Join are the two steps of a join, for a
+	// caller whose join token (and, at step two, certificate) the API
+	// has checked.
+	IssueJoinCertificate(req JoinCertRequest) (JoinCertResponse, error)
+	Join(req JoinRequest) (JoinResponse, error)
+	// HandOver hands leadership to node to (any healthy follower when
+	// "") and returns the new leader once it serves.
+	HandOver(ctx context.Context, to string) (string, error)
+}
+
+// service returns the cluster service, or an error answer without one.
+func (s *Server) service() (ClusterService, error) {
+	if s.cfg.Cluster == nil {
+		return nil, errorf(http.StatusNotImplemented, "not_implemented", "this node runs no cluster service")
+	}
+	return s.cfg.Cluster, nil
+}
+
+// wrote marks the answer to a write with the index of the state machine's
+// last applied command (see HeaderIndex).
+func (s *Server) wrote(w http.ResponseWriter) {
+	w.Header().Set(HeaderIndex, fmtIndex(s.b.State().AppliedIndex()))
 }
 
 // Server serves the API.

@@ -54,14 +54,15 @@ func (s *Server) updateSettings(w http.ResponseWriter, r *request) error {
 	if err := decode(r, &p); err != nil {
 		return err
 	}
-	if s.cfg.Cluster == nil {
-		return errorf(http.StatusNotImplemented, "not_implemented", "this node cannot change settings")
-	}
-	st, err := s.cfg.Cluster.UpdateSettings(p)
+	svc, err := s.service()
 	if err != nil {
 		return err
 	}
-	w.Header().Set(HeaderIndex, fmtIndex(s.b.State().AppliedIndex()))
+	st, err := svc.UpdateSettings(p)
+	if err != nil {
+		return err
+	}
+	s.wrote(w)
 	writeJSON(w, http.StatusOK, viewSettings(st))
 	return nil
 }

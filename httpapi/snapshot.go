@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -65,80 +64,12 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *request) error {
 	if r.URL.Query().Get("force") != "true" && scratch.Cluster().CACertPEM != cur.Cluster().CACertPEM {
 		return errorf(http.StatusConflict, "other_cluster", "the snapshot comes from another cluster (another CA): restoring it would replace this cluster's CA, tokens and server key; add ?force=true to restore it anyway")
 	}
-	before := cur.Nodes()
-	var nodeTokens []fsm.AdminToken
-	for _, n := range before {
-		for _, t := range cur.AdminTokens() {
-			if t.ID == NodeTokenID(n.ID) {
-				nodeTokens = append(nodeTokens, t)
-			}
-		}
-	}
 	if err := s.b.RestoreSnapshot(bytes.NewReader(r.body), int64(len(r.body))); err != nil {
 		return err
-	}
-	s.log.Info("replicated state restored from a snapshot", "bytes", len(r.body))
-	// Keep the current members reachable: a backup taken before a node
-	// joined (or moved) does not hold its API address, which forwarding
-	// needs. This also applies at least one command after the restore,
-	// which moves the state machine's index (see HeaderIndex) past every
-	// index from before the restore: the restored state carries the
-	// backup's own, older index.
-	if err := s.reregister(before); err != nil {
-		s.log.Warn("re-registering nodes after the restore", "err", err)
-	}
-	// Each member keeps the admin token of its own (the CLI on that node
-	// uses it), even when the backup predates the node.
-	if err := s.restoreNodeTokens(nodeTokens); err != nil {
-		s.log.Warn("restoring the nodes' own admin tokens after the restore", "err", err)
 	}
 	total, _ := cur.PeerCounts()
 	idx := cur.AppliedIndex()
 	w.Header().Set(HeaderIndex, strconv.FormatUint(idx, 10))
 	writeJSON(w, http.StatusOK, RestoreResponse{Peers: total, AppliedIndex: idx})
-	return nil
-}
-
-// reregister records again the registrations of the Raft members among
-// nodes (the state before a restore) that the restored state lacks or holds
-// differently, and always this node's own.
-func (s *Server) reregister(nodes []fsm.Node) error {
-	servers, err := s.b.Servers()
-	if err != nil {
-		return err
-	}
-	member := map[string]bool{}
-	for _, m := range servers {
-		member[m.ID] = true
-	}
-	for _, n := range nodes {
-		if !member[n.ID] {
-			continue
-		}
-		if got, ok := s.b.State().Node(n.ID); ok && got.RaftAddr == n.RaftAddr && got.APIAddr == n.APIAddr && n.ID != s.b.NodeID() {
-			continue
-		}
-		if _, err := s.b.Apply(fsm.CmdRegisterNode, fsm.RegisterNode{ID: n.ID, RaftAddr: n.RaftAddr, APIAddr: n.APIAddr, At: time.Now().UTC()}); err != nil {
-			return fmt.Errorf("register %s: %w", n.ID, err)
-		}
-	}
-	return nil
-}
-
-// restoreNodeTokens adds back the members' own admin tokens that the
-// restored state lacks or holds with another hash.
-func (s *Server) restoreNodeTokens(tokens []fsm.AdminToken) error {
-	for _, t := range tokens {
-		if got, ok := s.b.State().AdminTokenByHash(t.Hash); ok && got.ID == t.ID {
-			continue
-		}
-		at := time.Now().UTC()
-		if _, err := s.b.Apply(fsm.CmdRevokeAdminToken, fsm.RevokeAdminToken{ID: t.ID, At: at}); err != nil && !errors.Is(err, fsm.ErrNotFound) {
-			return err
-		}
-		if _, err := s.b.Apply(fsm.CmdAddAdminToken, fsm.AddAdminToken{Token: t, At: at}); err != nil {
-			return fmt.Errorf("token %s: %w", t.ID, err)
-		}
-	}
 	return nil
 }
