@@ -35,6 +35,10 @@ const (
 	CmdSetNodeCert CommandType = IgnorableFlag | 12
 	// CmdSetClusterVersion raises the cluster version (protocol 2).
 	CmdSetClusterVersion CommandType = 13
+	// CmdCreateSession and CmdDeleteSession record and end web console
+	// sessions (protocol 3).
+	CmdCreateSession CommandType = 14
+	CmdDeleteSession CommandType = 15
 
 	// IgnorableFlag marks a command type that older nodes may ignore.
 	IgnorableFlag CommandType = 0x80
@@ -73,8 +77,9 @@ const (
 
 // ProtocolVersion is the newest command protocol this build applies and
 // proposes. Protocol 1 is the first release's set of commands; protocol 2
-// adds the cluster version itself and lets cluster settings change.
-const ProtocolVersion = 2
+// adds the cluster version itself and lets cluster settings change;
+// protocol 3 adds web console sessions.
+const ProtocolVersion = 3
 
 // command is one entry of the registration table.
 type command struct {
@@ -106,6 +111,8 @@ var commands = []command{
 	register(CmdUpdateSettings, "update-settings", 2, (*state).applyUpdateSettings),
 	register(CmdSetNodeCert, "set-node-cert", 1, (*state).applySetNodeCert),
 	register(CmdSetClusterVersion, "set-cluster-version", 2, (*state).applySetClusterVersion),
+	register(CmdCreateSession, "create-session", 3, (*state).applyCreateSession),
+	register(CmdDeleteSession, "delete-session", 3, (*state).applyDeleteSession),
 }
 
 // register makes a table entry for a command whose body is a T.

@@ -49,6 +49,7 @@ type state struct {
 	peers       map[string]*Peer
 	certs       map[string]NodeCert    // by node ID
 	revoked     map[string]RevokedCert // by fingerprint
+	sessions    map[string]Session     // console sessions by hash
 	// version is the cluster version (0 reads as 1): the newest protocol
 	// every member supports, raised through SetClusterVersion.
 	version int
@@ -73,6 +74,7 @@ func newState() *state {
 		peers:     map[string]*Peer{},
 		certs:     map[string]NodeCert{},
 		revoked:   map[string]RevokedCert{},
+		sessions:  map[string]Session{},
 		byKey:     map[string]string{},
 		tokenIDs:  map[string]string{},
 		addrOwner: map[netip.Addr]string{},

@@ -45,6 +45,8 @@ type snapMeta struct {
 	// ClusterVersion is left out while it is 1, so that nodes of the first
 	// release read (and digest) the snapshot as their own.
 	ClusterVersion int `json:"cluster_version,omitempty"`
+	// Sessions are the web console sessions (cluster version 3).
+	Sessions []Session `json:"sessions,omitempty"`
 }
 
 type snapshot struct {
@@ -84,6 +86,9 @@ func (s *state) snapshot() *snapshot {
 	for _, r := range s.revoked {
 		sn.meta.RevokedCerts = append(sn.meta.RevokedCerts, r)
 	}
+	for _, ses := range s.sessions {
+		sn.meta.Sessions = append(sn.meta.Sessions, ses)
+	}
 	sn.peers = make([]*Peer, 0, len(s.peers))
 	for _, p := range s.peers {
 		sn.peers = append(sn.peers, p)
@@ -97,6 +102,7 @@ func (sn *snapshot) WriteTo(w io.Writer) (int64, error) {
 	slices.SortFunc(sn.meta.Tokens, func(a, b AdminToken) int { return strings.Compare(a.ID, b.ID) })
 	slices.SortFunc(sn.meta.NodeCerts, func(a, b NodeCert) int { return strings.Compare(a.NodeID, b.NodeID) })
 	slices.SortFunc(sn.meta.RevokedCerts, func(a, b RevokedCert) int { return strings.Compare(a.Fingerprint, b.Fingerprint) })
+	slices.SortFunc(sn.meta.Sessions, func(a, b Session) int { return strings.Compare(a.Hash, b.Hash) })
 	slices.SortFunc(sn.peers, func(a, b *Peer) int { return strings.Compare(a.Name, b.Name) })
 	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 1<<16)
@@ -196,6 +202,9 @@ func readSnapshot(r io.Reader) (*state, error) {
 		st.tokenIDs[t.Hash] = t.ID
 	}
 	if err := st.restoreCerts(m.NodeCerts, m.RevokedCerts); err != nil {
+		return nil, err
+	}
+	if err := st.restoreSessions(m.Sessions); err != nil {
 		return nil, err
 	}
 	if st.initialized {

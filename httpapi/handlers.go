@@ -49,6 +49,7 @@ func (s *Server) register() {
 	s.handle("DELETE /v1/peers/{name}", admin, write, s.deletePeer)
 	s.handle("GET /v1/peers/{name}/config", admin, read, s.peerConfig)
 	s.handle("GET /metrics", admin, local, s.serveMetrics)
+	s.registerConsole()
 	s.mux.HandleFunc("/", s.noRoute)
 }
 

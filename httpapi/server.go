@@ -116,6 +116,9 @@ type Config struct {
 	// Cluster runs the cluster workflows the handlers call (nil: those
 	// routes answer 501).
 	Cluster ClusterService
+	// SessionTTL is how long a web console session lasts (default
+	// DefaultSessionTTL).
+	SessionTTL time.Duration
 }
 
 // ClusterService runs the cluster workflows: a handler decodes the
@@ -177,6 +180,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.LeaderWait == 0 {
 		cfg.LeaderWait = 5 * time.Second
+	}
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = DefaultSessionTTL
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -375,12 +381,16 @@ func readBody(w http.ResponseWriter, hr *http.Request, limit int64) ([]byte, err
 	return buf.Bytes(), nil
 }
 
-// authenticate checks the bearer token. A member node's client certificate
+// authenticate checks the bearer token, or without one the web console's
+// session cookie (see session.go). A member node's client certificate
 // also grants read access (used by GET /v1/cluster on other nodes, and by
 // metrics scrapers that hold a node certificate) unless needToken.
 func (s *Server) authenticate(r *http.Request, needToken bool) error {
 	src := sourceIP(r)
 	auth := r.Header.Get("Authorization")
+	if secret, ok := sessionSecret(r); ok && auth == "" {
+		return s.authenticateSession(r, secret)
+	}
 	if auth == "" && !needToken && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		return nil
 	}
@@ -549,7 +559,7 @@ func (w *statusWriter) code() int {
 }
 
 // relayed are the response headers copied from the leader's answer.
-var relayed = []string{"Content-Type", "Content-Disposition", "Cache-Control", "Retry-After", "Location", HeaderNode, HeaderIndex}
+var relayed = []string{"Content-Type", "Content-Disposition", "Cache-Control", "Retry-After", "Location", "Set-Cookie", HeaderNode, HeaderIndex}
 
 // forward sends r to the leader and relays its answer. done is false when
 // the caller may retry: nothing reached the leader, or the leader answered
@@ -568,10 +578,13 @@ func (s *Server) forward(w http.ResponseWriter, r *request, leaderID string) (do
 	if err != nil {
 		return false, false, err
 	}
-	for _, hname := range []string{"Authorization", "Content-Type", "Accept", HeaderProtocol} {
+	for _, hname := range []string{"Authorization", "Content-Type", "Accept", HeaderProtocol, HeaderCSRF} {
 		if v := r.Header.Get(hname); v != "" {
 			req.Header.Set(hname, v)
 		}
+	}
+	if secret, ok := sessionSecret(r.Request); ok {
+		req.AddCookie(&http.Cookie{Name: SessionCookie, Value: secret})
 	}
 	req.Header.Set(HeaderForwardedBy, s.b.NodeID())
 	if r.rt.kind == write {
