@@ -291,6 +291,7 @@ func (l *Loop) reconcile(ctx context.Context) {
 	if !n.IsLeader() {
 		l.stepDown("not leader")
 		l.applyConfig(false)
+		l.keepDown()
 		return
 	}
 	l.mu.Lock()
@@ -366,8 +367,13 @@ func (l *Loop) takeOver(ctx context.Context, fresh bool) error {
 		// Raft's own idea of being leader is not enough to (re)claim a VIP:
 		// it stays true while Raft's goroutines are wedged. Claim only with
 		// a recent proof of quorum, as the renewals do.
+		// (After a long pass the renewals' proof is old: get a fresh one.)
 		if age := time.Since(time.Unix(0, l.proofAt.Load())); age > l.cfg.LeaseLifetime {
-			return fmt.Errorf("claim VIP: %w (last proof %v ago)", errNoQuorumProof, age.Round(time.Millisecond))
+			start := time.Now()
+			if err := l.cfg.Node.VerifyLeader(l.cfg.LeaseRenew); err != nil {
+				return fmt.Errorf("claim VIP: %w (last proof %v ago: %v)", errNoQuorumProof, age.Round(time.Millisecond), err)
+			}
+			l.proofAt.Store(start.UnixNano())
 		}
 		// Claim is idempotent and announces only what it added (or what it
 		// failed to announce before), so it runs on every pass.
@@ -504,6 +510,25 @@ func (l *Loop) renewLease(ctx context.Context) {
 			l.log.Info("VIP lease renewals resumed")
 			stuck, unproven = false, false
 		}
+	}
+}
+
+// keepDown takes a follower's interface down again when something else
+// brought it up (an operator's `ip link set up`, a network manager): a
+// follower's keyed interface must neither send nor answer.
+func (l *Loop) keepDown() {
+	l.mu.Lock()
+	dp := l.dp
+	l.mu.Unlock()
+	if dp == nil {
+		return
+	}
+	if up, err := dp.IsUp(); err != nil || !up {
+		return
+	}
+	l.log.Warn("the interface is up on a follower: taking it down")
+	if err := l.setDown(dp); err != nil {
+		l.log.Error("taking the interface down", "err", err)
 	}
 }
 

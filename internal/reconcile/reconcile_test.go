@@ -457,3 +457,14 @@ func TestLeaseStopsAtStepDown(t *testing.T) {
 	poll(t, "step-down", func() bool { return !h.vips.isHeld() })
 	stopsRenewing(t, h)
 }
+
+// TestFollowerTakesAnInterfaceUpDownAgain: an interface brought up on a
+// follower by someone else goes down again at the next pass.
+func TestFollowerTakesAnInterfaceUpDownAgain(t *testing.T) {
+	h := start(t, newNode(t), false)
+	poll(t, "config applied", func() bool { cfg, _, _ := h.dp.snapshot(); return len(cfg.Peers) == 3 })
+	h.dp.mu.Lock()
+	h.dp.up = true // ip link set up, behind the loop's back
+	h.dp.mu.Unlock()
+	poll(t, "the interface down again", func() bool { _, up, _ := h.dp.snapshot(); return !up })
+}
