@@ -13,7 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/raftguard/raftguard/fsm"
-	"github.com/raftguard/raftguard/httpapi"
+	"github.com/raftguard/raftguard/internal/clientconf"
 	"github.com/raftguard/raftguard/internal/pki"
 	"github.com/raftguard/raftguard/internal/wgkey"
 )
@@ -149,8 +149,8 @@ func FuzzSnapshotClientConfig(f *testing.F) {
 		set := st.Settings()
 		for _, p := range st.Peers() {
 			for _, conf := range []string{
-				httpapi.ClientConfig(set, p, "", ""),
-				httpapi.ClientConfig(set, p, fuzzNewPub, fuzzNewPSK),
+				clientconf.Render(set, p, "", ""),
+				clientconf.Render(set, p, fuzzNewPub, fuzzNewPSK),
 			} {
 				if line, ok := checkConfigLines(conf); !ok {
 					b, _ := json.Marshal(line)

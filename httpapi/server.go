@@ -1,6 +1,11 @@
-// Package httpapi is raftguard's REST API, served on every node over HTTPS:
-// authentication, input validation, errors, forwarding of writes from
-// followers to the leader, and the join handshake for new nodes.
+// Package httpapi is raftguard's REST API, served on every node over HTTPS.
+// It owns HTTP only: routes (one file per resource: cluster.go, tokens.go,
+// join.go, peers.go, settings.go), authentication, decoding, encoding,
+// errors and their statuses, forwarding of writes from followers to the
+// leader, and metrics. The cluster workflows (join, node removal, the
+// leadership handover, settings changes, restore) belong to the node's
+// ClusterService and Backend: a handler decodes, calls one method and
+// encodes its answer.
 package httpapi
 
 import (
