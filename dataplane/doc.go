@@ -52,9 +52,10 @@
 // exist while the VIP is on a local interface, so they are (re)built on every
 // Set while the interface is up and, until that succeeded, before each
 // InitiateHandshake (the VIP is claimed after the interface comes up); they
-// are removed when the interface goes down or closes. The kernel backend
-// compiles and its routing part is tested, but it has not been run against
-// the kernel module (the machine it was written on has none).
+// are removed when the interface goes down or closes. Where the kernel has
+// no WireGuard module, `make test-kernel` runs the kernel backend's tests
+// (among them the VIP as the source of every packet) in a VM with Debian's
+// kernel.
 //
 // Peer changes made behind the package's back (`wg set`) are not detected:
 // the package trusts its in-memory copy of what it applied, which is what

@@ -19,8 +19,10 @@ import (
 
 // kernelDevice is a kernel WireGuard link, configured through wgctrl.
 //
-// This backend compiles and follows the same plan as the userspace one, but
-// the machine it was written on had no WireGuard module: it has not been run.
+// It follows the same plan as the userspace device. Its tests
+// (kernel_linux_test.go) skip on a kernel without WireGuard; `make
+// test-kernel` runs them, and the namespace lab with --dataplane kernel, in
+// a VM with Debian's kernel.
 type kernelDevice struct {
 	name   string
 	index  int

@@ -324,49 +324,8 @@ func (h *Host) nft(rules string) error {
 }
 
 // Addrs returns the global and site addresses on the host's eth0 (not
-// link-local ones), as `ip -j addr` lists them.
+// link-local ones), in the order the kernel lists them (IPv4 first).
 func (h *Host) Addrs() ([]netip.Prefix, error) { return h.AddrsOf("eth0") }
-
-// AddrsOf returns the non-link-local addresses on the host's interface
-// dev.
-func (h *Host) AddrsOf(dev string) ([]netip.Prefix, error) {
-	out, err := h.lab.run(context.Background(), "ip", "-n", h.ns, "-j", "addr", "show", "dev", dev)
-	if err != nil {
-		return nil, err
-	}
-	return parseAddrs([]byte(out))
-}
-
-func parseAddrs(js []byte) ([]netip.Prefix, error) {
-	var links []struct {
-		AddrInfo []struct {
-			Local     string `json:"local"`
-			PrefixLen int    `json:"prefixlen"`
-			Scope     string `json:"scope"`
-		} `json:"addr_info"`
-	}
-	if err := json.Unmarshal(js, &links); err != nil {
-		return nil, fmt.Errorf("netlab: parsing ip -j addr: %w", err)
-	}
-	var out []netip.Prefix
-	for _, l := range links {
-		for _, a := range l.AddrInfo {
-			if a.Scope == "link" || a.Scope == "host" {
-				continue
-			}
-			ip, err := netip.ParseAddr(a.Local)
-			if err != nil {
-				return nil, fmt.Errorf("netlab: parsing ip -j addr: %w", err)
-			}
-			p, err := ip.Prefix(a.PrefixLen)
-			if err != nil {
-				return nil, fmt.Errorf("netlab: parsing ip -j addr: %w", err)
-			}
-			out = append(out, netip.PrefixFrom(ip, p.Bits()))
-		}
-	}
-	return out, nil
-}
 
 // LinkKind returns the kind of the host's link dev as the kernel reports
 // it over netlink (IFLA_INFO_KIND: "wireguard", "tun", "veth", ...), as

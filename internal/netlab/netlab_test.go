@@ -157,26 +157,6 @@ func TestParseReplyAndGaps(t *testing.T) {
 	}
 }
 
-func TestParseAddrs(t *testing.T) {
-	js := `[{"ifindex":2,"ifname":"eth0","addr_info":[
-		{"family":"inet","local":"192.0.2.1","prefixlen":24,"scope":"global"},
-		{"family":"inet","local":"192.0.2.10","prefixlen":24,"scope":"global","secondary":true},
-		{"family":"inet6","local":"2001:db8::1","prefixlen":64,"scope":"global"},
-		{"family":"inet6","local":"fe80::1","prefixlen":64,"scope":"link"}]}]`
-	got, err := parseAddrs([]byte(js))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []netip.Prefix{
-		netip.MustParsePrefix("192.0.2.1/24"),
-		netip.MustParsePrefix("192.0.2.10/24"),
-		netip.MustParsePrefix("2001:db8::1/64"),
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("parseAddrs = %v, want %v", got, want)
-	}
-}
-
 func TestParseLinkKind(t *testing.T) {
 	for js, want := range map[string]string{
 		`[{"ifindex":5,"ifname":"wg0","linkinfo":{"info_kind":"wireguard"}}]`:                      "wireguard",
