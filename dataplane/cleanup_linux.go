@@ -59,6 +59,11 @@ func Cleanup(name string) (removed []string, err error) {
 	} else if changed {
 		removed = append(removed, fmt.Sprintf("source routing (fwmark %#x rules, table %d)", sourceMark, sourceTable))
 	}
+	if changed, err := syncFence(nil, nil); err != nil {
+		errs = append(errs, fmt.Errorf("dataplane: cleanup: %w", err))
+	} else if changed {
+		removed = append(removed, "source fence (nftables table inet "+fenceTable+")")
+	}
 	if name != "" {
 		sock := filepath.Join(uapiDir, name+".sock")
 		if stale, err := staleSocket(sock); err != nil {

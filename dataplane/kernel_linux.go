@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,13 +30,16 @@ type kernelDevice struct {
 	log    *slog.Logger
 	client *wgctrl.Client
 
-	mu sync.Mutex // guards cur, sources, up, routingReady and closed; serialises the methods
+	mu sync.Mutex // guards cur, sources, fenced, up, routingReady and closed; serialises the methods
 	// cur is the device configuration last applied; nil when unknown (an
 	// apply failed half-way): the next Set then reads it from the device.
 	cur *devState
 	// sources and up are the last Set's source addresses and Up.
 	sources []netip.Addr
-	up      bool
+	// fenced are the source addresses the source fence (fence_linux.go)
+	// was last installed for.
+	fenced []netip.Addr
+	up     bool
 	// routingReady says the source routing (sourceroute_linux.go) has been
 	// built for every source address since the last Set.
 	routingReady bool
@@ -109,11 +113,17 @@ func (d *kernelDevice) Set(cfg Config) (bool, error) {
 		return false, err
 	}
 	d.sources, d.up, d.routingReady = w.dev.sourceAddrs, w.up, false
-	changed := false
+	// The fence comes first: no marked packet may leave from anything but a
+	// VIP, even before the link is up.
+	changed, err := syncFence(d.sources, d.fenced)
+	if err != nil {
+		return changed, err
+	}
+	d.fenced = slices.Clone(d.sources)
 	if !w.up {
 		// The kernel closes the device's socket when the link goes down.
 		c, err := setAdminState(link, false)
-		changed = c
+		changed = changed || c
 		if err != nil {
 			return changed, err
 		}
@@ -358,6 +368,9 @@ func (d *kernelDevice) Close() error {
 	var errs []error
 	if _, _, err := syncSourceRouting(nil, false, d.index); err != nil {
 		errs = append(errs, fmt.Errorf("remove source routing: %w", err))
+	}
+	if _, err := syncFence(nil, nil); err != nil {
+		errs = append(errs, err)
 	}
 	if l, err := linkByIndex(d.index, d.name); err == nil {
 		if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
