@@ -39,6 +39,9 @@ const (
 	// sessions (protocol 3).
 	CmdCreateSession CommandType = 14
 	CmdDeleteSession CommandType = 15
+	// CmdAudit records audit entries, with the write they describe
+	// (protocol 4).
+	CmdAudit CommandType = 16
 
 	// IgnorableFlag marks a command type that older nodes may ignore.
 	IgnorableFlag CommandType = 0x80
@@ -78,8 +81,9 @@ const (
 // ProtocolVersion is the newest command protocol this build applies and
 // proposes. Protocol 1 is the first release's set of commands; protocol 2
 // adds the cluster version itself and lets cluster settings change;
-// protocol 3 adds web console sessions.
-const ProtocolVersion = 3
+// protocol 3 adds web console sessions; protocol 4 adds the audit log and
+// Apply's text rules (rules.go).
+const ProtocolVersion = 4
 
 // command is one entry of the registration table.
 type command struct {
@@ -113,6 +117,7 @@ var commands = []command{
 	register(CmdSetClusterVersion, "set-cluster-version", 2, (*state).applySetClusterVersion),
 	register(CmdCreateSession, "create-session", 3, (*state).applyCreateSession),
 	register(CmdDeleteSession, "delete-session", 3, (*state).applyDeleteSession),
+	register(CmdAudit, "audit", 4, (*state).applyAudit),
 }
 
 // register makes a table entry for a command whose body is a T.

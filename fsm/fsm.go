@@ -53,6 +53,8 @@ type state struct {
 	// version is the cluster version (0 reads as 1): the newest protocol
 	// every member supports, raised through SetClusterVersion.
 	version int
+	// audit is the hash-chained audit log, oldest first (audit.go).
+	audit []AuditEntry
 
 	// Indexes derived from the fields above.
 	byKey      map[string]string     // public key -> peer name
@@ -102,7 +104,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	f.mu.Unlock()
 	if _, isErr := res.(error); !isErr && f.onChange != nil {
-		f.onChange(t)
+		f.onChange(changedType(t, body))
 	}
 	return res
 }
@@ -128,8 +130,9 @@ func (s *state) touch(at time.Time) {
 	}
 }
 
-// ValidateSettings checks bootstrap settings.
-func ValidateSettings(st *Settings) error {
+// validateSettingsCore checks the settings' structure: keys, ports, pools,
+// VIPs, MTU, keepalive, prefixes. ValidateSettings adds the text rules.
+func validateSettingsCore(st *Settings) error {
 	if err := ValidateKey(st.PrivateKey); err != nil {
 		return fmt.Errorf("server private key: %w", err)
 	}
@@ -189,14 +192,14 @@ func ValidateSettings(st *Settings) error {
 	if st.Endpoint == "" {
 		return fmt.Errorf("%w: endpoint is empty", ErrInvalid)
 	}
-	return validateClientFields(st)
+	return nil
 }
 
 func (s *state) applyInit(c Init) any {
 	if s.initialized {
 		return ErrAlreadyInitialized
 	}
-	if err := ValidateSettings(&c.Settings); err != nil {
+	if err := s.checkSettings(&c.Settings); err != nil {
 		return err
 	}
 	if c.CACertPEM == "" || c.CAKeyPEM == "" || c.JoinToken == "" || c.AdminToken.Hash == "" || c.AdminToken.ID == "" {
@@ -242,7 +245,7 @@ func (s *state) applyRegisterNode(c RegisterNode) any {
 	if err := ValidateName(c.ID); err != nil {
 		return fmt.Errorf("node id: %w", err)
 	}
-	if err := validateNodeAddrs(c); err != nil {
+	if err := s.checkNodeAddrs(c); err != nil {
 		return err
 	}
 	s.nodes[c.ID] = Node{ID: c.ID, RaftAddr: c.RaftAddr, APIAddr: c.APIAddr, UpdatedAt: c.At}
@@ -539,8 +542,8 @@ func (s *state) applySetEndpoints(c SetEndpoints) any {
 }
 
 func (s *state) applySetJoinToken(c SetJoinToken) any {
-	if err := ValidateTokenText(c.Token); err != nil {
-		return fmt.Errorf("join token: %w", err)
+	if err := s.checkJoinToken(c.Token); err != nil {
+		return err
 	}
 	s.cluster.JoinToken = c.Token
 	s.touch(c.At)
@@ -614,7 +617,7 @@ func (s Settings) Updated(c UpdateSettings) Settings {
 
 func (s *state) applyUpdateSettings(c UpdateSettings) any {
 	st := s.settings.Updated(c)
-	if err := ValidateSettings(&st); err != nil {
+	if err := s.checkSettings(&st); err != nil {
 		return err
 	}
 	s.settings = st

@@ -13,10 +13,9 @@ import (
 // changes nothing.
 //
 // Restore itself (Raft installing its own snapshots, a node loading one at
-// start) checks only what keeps the state consistent and the text rules of
-// the settings: its snapshots were built from commands that were checked
-// when they were proposed, and a node must load what an earlier version
-// wrote.
+// start) checks only what keeps the state consistent: its snapshots were
+// built from commands that were checked when they were proposed, and a node
+// must load what an earlier version wrote.
 func ValidateSnapshot(r io.Reader) error {
 	st, err := readSnapshot(r)
 	if err != nil {
@@ -29,6 +28,9 @@ func ValidateSnapshot(r io.Reader) error {
 func (s *state) checkAdmissible() error {
 	if !s.initialized {
 		return fmt.Errorf("%w: the snapshot holds no initialized cluster", ErrInvalid)
+	}
+	if err := validateClientFields(&s.settings); err != nil {
+		return fmt.Errorf("snapshot settings: %w", err)
 	}
 	if err := ValidateServerKeyPair(s.settings.PrivateKey, s.settings.PublicKey); err != nil {
 		return fmt.Errorf("snapshot settings: %w", err)

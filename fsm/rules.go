@@ -325,8 +325,18 @@ func (s *state) routeContext() RouteContext {
 	return RouteContext{Pool: s.settings.Pool, Pool6: s.settings.Pool6, VIPs: s.settings.VIPs, NodeAddrs: NodeAddrs(nodes)}
 }
 
+// ValidateSettings checks cluster settings as every path that brings them in
+// must (bootstrap, a settings change, an import, a restore): their
+// structure and the text written into client configs.
+func ValidateSettings(st *Settings) error {
+	if err := validateSettingsCore(st); err != nil {
+		return err
+	}
+	return validateClientFields(st)
+}
+
 // validateClientFields checks the settings written as text into client
-// configs (ValidateSettings calls it; Apply and every restore run it).
+// configs.
 func validateClientFields(st *Settings) error {
 	if err := ValidateEndpoint(st.Endpoint); err != nil {
 		return err
@@ -340,15 +350,43 @@ func validateClientFields(st *Settings) error {
 	return nil
 }
 
-// validateNodeAddrs checks a registration's addresses.
-func validateNodeAddrs(c RegisterNode) error {
+// Apply's checks of text fields. Rule 6 of command.go: Apply never gets
+// stricter for a command older nodes also apply unless the cluster version
+// says every replica applies the same rule. From cluster version
+// textRulesSince on, Apply refuses what the admission paths refuse;
+// before, it keeps the first release's checks (and the admission paths,
+// which run on the proposing leader, refuse the values anyway).
+const textRulesSince = 4
+
+func (s *state) checkSettings(st *Settings) error {
+	if s.version >= textRulesSince {
+		return ValidateSettings(st)
+	}
+	return validateSettingsCore(st)
+}
+
+func (s *state) checkNodeAddrs(c RegisterNode) error {
+	if s.version >= textRulesSince {
+		for _, a := range []string{c.RaftAddr, c.APIAddr} {
+			if err := ValidateNodeAddr(a); err != nil {
+				return fmt.Errorf("node %s: %w", c.ID, err)
+			}
+		}
+	}
 	if c.RaftAddr == "" || c.APIAddr == "" {
 		return fmt.Errorf("%w: node %s needs a Raft and an API address", ErrInvalid, c.ID)
 	}
-	for _, a := range []string{c.RaftAddr, c.APIAddr} {
-		if err := ValidateNodeAddr(a); err != nil {
-			return fmt.Errorf("node %s: %w", c.ID, err)
+	return nil
+}
+
+func (s *state) checkJoinToken(tok string) error {
+	if s.version >= textRulesSince {
+		if err := ValidateTokenText(tok); err != nil {
+			return fmt.Errorf("join token: %w", err)
 		}
+	}
+	if tok == "" {
+		return fmt.Errorf("%w: empty join token", ErrInvalid)
 	}
 	return nil
 }

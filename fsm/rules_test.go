@@ -8,8 +8,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-
-	"github.com/hashicorp/raft"
 )
 
 // badSettings are settings values that must never reach a client config.
@@ -30,20 +28,19 @@ var badSettings = map[string]func(*Settings){
 }
 
 // TestSettingsRulesOnEveryPath runs every bad settings value through each
-// path that can set settings: Init, UpdateSettings, a snapshot restore (the
-// state machine's own Restore and the API's ValidateSnapshot).
+// path that can set settings: the admission check (bootstrap, the settings
+// service, an import), UpdateSettings in Apply from cluster version 3, and
+// the API's check of a snapshot file. Before cluster version 3, Apply keeps
+// the first release's rules, as every replica of that version does.
 func TestSettingsRulesOnEveryPath(t *testing.T) {
 	for name, bad := range badSettings {
-		// Init.
 		st := testSettings("10.0.0.0/24", "")
 		bad(&st)
-		f := New(nil)
-		b, _ := Encode(CmdInit, Init{Settings: st, CACertPEM: "c", CAKeyPEM: "k", JoinToken: "j", AdminToken: AdminToken{ID: "a", Hash: "h"}, At: t0})
-		if res, _ := f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: b}).(error); !errors.Is(res, ErrInvalid) {
-			t.Errorf("%s: init: %v", name, res)
+		if err := ValidateSettings(&st); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: admission: %v", name, err)
 		}
-		// UpdateSettings.
 		h := newHarness(t, "10.0.0.0/24", "")
+		h.mustOK(CmdSetClusterVersion, SetClusterVersion{Version: textRulesSince})
 		digest := h.snapshotBytes()
 		up := UpdateSettings{Endpoint: &st.Endpoint, ClientDNS: &st.ClientDNS, At: t0}
 		if res, _ := h.apply(CmdUpdateSettings, up).(error); !errors.Is(res, ErrInvalid) {
@@ -52,7 +49,11 @@ func TestSettingsRulesOnEveryPath(t *testing.T) {
 		if !bytes.Equal(h.snapshotBytes(), digest) {
 			t.Errorf("%s: a refused update changed the state", name)
 		}
-		// Restore and ValidateSnapshot of a snapshot holding the value.
+		old := newHarness(t, "10.0.0.0/24", "")
+		old.mustOK(CmdSetClusterVersion, SetClusterVersion{Version: textRulesSince - 1})
+		if res, _ := old.apply(CmdUpdateSettings, up).(error); res != nil {
+			t.Errorf("%s: cluster version %d refuses what its older replicas accept: %v", name, textRulesSince-1, res)
+		}
 		snap := bytes.Replace(digest, []byte(`"endpoint":"192.0.2.10:51820"`), mustJSONField(t, "endpoint", st.Endpoint), 1)
 		if len(st.ClientDNS) > 0 {
 			snap = bytes.Replace(snap, []byte(`"mtu":`), append(mustJSONField(t, "client_dns", st.ClientDNS), []byte(`,"mtu":`)...), 1)
@@ -60,25 +61,29 @@ func TestSettingsRulesOnEveryPath(t *testing.T) {
 		if bytes.Equal(snap, digest) {
 			t.Fatalf("%s: the snapshot edit did nothing", name)
 		}
-		g := New(nil)
-		if err := g.Restore(io.NopCloser(bytes.NewReader(snap))); !errors.Is(err, ErrInvalid) {
-			t.Errorf("%s: restore: %v", name, err)
-		}
 		if err := ValidateSnapshot(bytes.NewReader(snap)); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: validate snapshot: %v", name, err)
+		}
+		// A node still loads a snapshot its cluster wrote.
+		if err := New(nil).Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
+			t.Errorf("%s: restore: %v", name, err)
 		}
 	}
 }
 
 // TestNodeAndTokenRulesOnEveryPath: node addresses and the join token are
-// printed and dialled; a line break or a missing port is refused by the
-// live commands.
+// printed and dialled; from cluster version 3 a line break or a missing
+// port is refused by the live commands.
 func TestNodeAndTokenRulesOnEveryPath(t *testing.T) {
 	h := newHarness(t, "10.0.0.0/24", "")
+	h.mustOK(CmdSetClusterVersion, SetClusterVersion{Version: textRulesSince})
 	for _, a := range []string{"127.0.0.1:7443\nPostUp = x", "127.0.0.1", "127.0.0.1:0", "", "a b:1", "[::1%lo]:1"} {
 		for _, c := range []RegisterNode{{ID: "n1", RaftAddr: a, APIAddr: "127.0.0.1:7443"}, {ID: "n1", RaftAddr: "127.0.0.1:7000", APIAddr: a}} {
 			if res, _ := h.apply(CmdRegisterNode, c).(error); !errors.Is(res, ErrInvalid) {
 				t.Errorf("register %q: %v", a, res)
+			}
+			if err := ValidateNodeAddr(a); !errors.Is(err, ErrInvalid) {
+				t.Errorf("admission of %q: %v", a, err)
 			}
 		}
 	}

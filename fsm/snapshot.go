@@ -47,6 +47,8 @@ type snapMeta struct {
 	ClusterVersion int `json:"cluster_version,omitempty"`
 	// Sessions are the web console sessions (cluster version 3).
 	Sessions []Session `json:"sessions,omitempty"`
+	// Audit is the audit log (protocol 3; absent when empty).
+	Audit []AuditEntry `json:"audit,omitempty"`
 }
 
 type snapshot struct {
@@ -74,6 +76,7 @@ func (s *state) snapshot() *snapshot {
 		sn.meta.ClusterVersion = s.version
 	}
 	sn.meta.Settings.VIPs = slices.Clone(s.settings.VIPs)
+	sn.meta.Audit = slices.Clone(s.audit)
 	for _, n := range s.nodes {
 		sn.meta.Nodes = append(sn.meta.Nodes, n)
 	}
@@ -189,6 +192,7 @@ func readSnapshot(r io.Reader) (*state, error) {
 	}
 	st := newState()
 	st.version = m.ClusterVersion
+	st.audit = m.Audit
 	st.initialized = m.Initialized
 	st.settings = m.Settings
 	st.cluster = m.Cluster
@@ -208,7 +212,7 @@ func readSnapshot(r io.Reader) (*state, error) {
 		return nil, err
 	}
 	if st.initialized {
-		if err := ValidateSettings(&st.settings); err != nil {
+		if err := validateSettingsCore(&st.settings); err != nil {
 			return nil, fmt.Errorf("snapshot settings: %w", err)
 		}
 		st.rebuildStatic()

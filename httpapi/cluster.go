@@ -115,6 +115,8 @@ func (s *Server) transferLeader(w http.ResponseWriter, r *request) error {
 		}
 		return err
 	}
+	// This node no longer leads: the record goes to the new leader.
+	s.auditEvent(r, "transfer-leader", id, "ok")
 	writeJSON(w, http.StatusOK, TransferResponse{LeaderID: id})
 	return nil
 }
@@ -127,6 +129,7 @@ func (s *Server) removeNode(w http.ResponseWriter, r *request) error {
 	if err := svc.RemoveNode(r.PathValue("id")); err != nil {
 		return err
 	}
+	s.auditEvent(r, "remove-node", r.PathValue("id"), "ok")
 	s.wrote(w)
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -30,7 +30,8 @@ func (s *Server) checkJoinToken(r *request, token string) error {
 	if !forwardedByNode(r.Request) { // a forwarding node counts it against the joiner
 		s.limit.fail(sourceIP(r.Request))
 	}
-	s.log.Warn("join refused: invalid join token", "source", sourceIP(r.Request))
+	s.log.Warn("join refused: invalid join token", "source", auditSource(r.Request))
+	s.noteRefusal(auditSource(r.Request), "join", "", "bad_join_token")
 	return errorf(http.StatusUnauthorized, "bad_join_token", "the join token is not valid for this cluster (get the current one with: raftguard cluster token)")
 }
 
@@ -61,8 +62,9 @@ func (s *Server) joinCertificate(w http.ResponseWriter, r *request) error {
 	}
 	out, err := svc.IssueJoinCertificate(req)
 	if err != nil {
-		return err
+		return s.joinRefused(r, req.NodeID, err)
 	}
+	s.auditEvent(r, "join-certificate", req.NodeID, "ok")
 	s.wrote(w)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, out)
@@ -80,8 +82,9 @@ func (s *Server) join(w http.ResponseWriter, r *request) error {
 	}
 	out, err := svc.Join(req)
 	if err != nil {
-		return err
+		return s.joinRefused(r, req.NodeID, err)
 	}
+	s.auditEvent(r, "join", req.NodeID, "ok")
 	s.wrote(w)
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -22,10 +22,12 @@ func (s *Server) prepareJoin(r *request) error {
 		return err
 	}
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		s.noteRefusal(sourceIP(r.Request), "join", req.NodeID, "certificate_required")
 		return errorf(http.StatusForbidden, "certificate_required", "join step two must be made with the node certificate issued by POST /v1/cluster/join/certificate")
 	}
 	cert := r.TLS.VerifiedChains[0][0]
 	if cert.Subject.CommonName != req.NodeID {
+		s.noteRefusal(sourceIP(r.Request), "join", req.NodeID, "certificate_mismatch")
 		return errorf(http.StatusForbidden, "certificate_mismatch", "the client certificate was issued to node %q, not %q", cert.Subject.CommonName, req.NodeID)
 	}
 	for _, a := range []string{req.RaftAddr, req.APIAddr} {
@@ -37,6 +39,7 @@ func (s *Server) prepareJoin(r *request) error {
 			got, ok := netip.AddrFromSlice(ip)
 			return ok && got.Unmap() == ap.Addr().Unmap()
 		}) {
+			s.noteRefusal(sourceIP(r.Request), "join", req.NodeID, "certificate_mismatch")
 			return errorf(http.StatusForbidden, "certificate_mismatch", "address %s is not named in the certificate of node %q", a, req.NodeID)
 		}
 	}

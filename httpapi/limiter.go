@@ -1,11 +1,14 @@
 package httpapi
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/raftguard/raftguard/fsm"
 )
 
 // Failed authentications: each source address may fail failLimit times
@@ -135,4 +138,16 @@ func (s *Server) authFailed(r *http.Request, src, reason string) {
 		s.log.Warn("address locked out after repeated failed authentications; further failures answer 429",
 			"source", src, "failures", s.limit.max, "window", s.limit.window, "retry_after", fmt.Sprintf("%ds", retryAfterSeconds(wait)))
 	}
+	s.noteRefusal(src, "authenticate", r.URL.Path, "unauthorized")
+}
+
+// joinRefused counts a join refused for the identity it asked for (a
+// conflict with a member's node id or address), and returns err.
+func (s *Server) joinRefused(r *request, nodeID string, err error) error {
+	if !errors.Is(err, fsm.ErrNodeIDInUse) && !errors.Is(err, fsm.ErrNodeAddressInUse) {
+		return err
+	}
+	s.log.Warn("join refused", "source", auditSource(r.Request), "node", nodeID, "err", err)
+	s.noteRefusal(auditSource(r.Request), "join", nodeID, toAPIError(err).Code)
+	return err
 }

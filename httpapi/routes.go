@@ -34,6 +34,8 @@ func (s *Server) register() {
 	s.handle("PATCH /v1/peers/{name}", admin, write, s.updatePeer)
 	s.handle("DELETE /v1/peers/{name}", admin, write, s.deletePeer)
 	s.handle("GET /v1/peers/{name}/config", admin, read, s.peerConfig)
+	s.handle("GET /v1/audit", admin, read, s.auditLog)
+	s.handle("POST /v1/cluster/audit/refusals", public, local, s.auditRefusals)
 	s.handle("GET /metrics", admin, local, s.serveMetrics)
 	s.registerConsole()
 	s.mux.HandleFunc("/", s.noRoute)

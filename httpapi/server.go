@@ -173,6 +173,9 @@ type Server struct {
 	// readFloor is the highest index of a write this node forwarded and
 	// acknowledged: local reads wait until the replica has applied it.
 	readFloor atomic.Uint64
+	// refusals aggregates refused authentications and joins for the
+	// audit log (audit.go).
+	refusals refusalBatch
 }
 
 // New returns the API server.
@@ -225,7 +228,10 @@ func (s *Server) Handler() http.Handler { return s }
 func (s *Server) Routes() []string { return append([]string(nil), s.routes...) }
 
 // Close releases idle connections to other nodes.
-func (s *Server) Close() { s.client.CloseIdleConnections() }
+func (s *Server) Close() {
+	s.refusals.stop()
+	s.client.CloseIdleConnections()
+}
 
 // access says who may call a route.
 type access int
@@ -259,6 +265,8 @@ type request struct {
 	gen *genKeys
 	// deadline is the sender's HeaderDeadline (zero: none).
 	deadline time.Time
+	// who is the caller as the audit log records it (audit.go).
+	who *fsm.AuditRecord
 }
 
 // errDeadline means a write reached a node after its sender's deadline.
@@ -324,6 +332,7 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, rt *route) {
 	case joiner:
 		if wait := s.limit.blockedFor(sourceIP(hr)); wait > 0 {
 			s.log.Debug("join refused: address locked out", "source", sourceIP(hr), "path", hr.URL.Path, "retry_after", wait.Round(time.Second))
+			s.noteRefusal(sourceIP(hr), "join", "", "locked_out")
 			writeError(w, lockedOut(wait, "too many failed attempts from this address"))
 			return
 		}
@@ -333,7 +342,7 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, rt *route) {
 		writeError(w, err)
 		return
 	}
-	r := &request{Request: hr, body: body, rt: rt}
+	r := &request{Request: hr, body: body, rt: rt, who: s.auditWho(hr, rt)}
 	forwarded := forwardedByNode(hr)
 	if forwarded {
 		r.attempt, _ = strconv.Atoi(hr.Header.Get(HeaderAttempt))
@@ -408,6 +417,7 @@ func (s *Server) authenticate(r *http.Request, needToken bool) error {
 	}
 	if wait := s.limit.blockedFor(src); wait > 0 {
 		s.log.Debug("authentication refused: address locked out", "source", src, "method", r.Method, "path", r.URL.Path, "retry_after", wait.Round(time.Second))
+		s.noteRefusal(src, "authenticate", r.URL.Path, "locked_out")
 		return lockedOut(wait, "too many failed authentications from this address")
 	}
 	if s.catchingUp() {
@@ -481,7 +491,7 @@ func (s *Server) onLeader(w http.ResponseWriter, r *request, isWrite bool) {
 			if !isWrite {
 				err = s.b.VerifyLeader()
 			}
-			rec := &recorder{ResponseWriter: w}
+			rec := &recorder{ResponseWriter: w, who: r.who}
 			if err == nil {
 				if err = r.rt.h(rec, r); err == nil {
 					return
@@ -521,6 +531,8 @@ func (s *Server) onLeader(w http.ResponseWriter, r *request, isWrite bool) {
 type recorder struct {
 	http.ResponseWriter
 	wrote bool
+	// who is the caller of the write being handled, for its audit record.
+	who *fsm.AuditRecord
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -592,6 +604,7 @@ func (s *Server) forward(w http.ResponseWriter, r *request, leaderID string) (do
 		req.AddCookie(&http.Cookie{Name: SessionCookie, Value: secret})
 	}
 	req.Header.Set(HeaderForwardedBy, s.b.NodeID())
+	req.Header.Set(HeaderSource, auditSource(r.Request))
 	if r.rt.kind == write {
 		// The leader must not apply this after this node stopped waiting
 		// (bytes stuck on a cut link are delivered when it heals).
@@ -699,6 +712,10 @@ func (s *Server) waitApplied(ctx context.Context, idx uint64) {
 // apply proposes a command and marks the answer with the index of the
 // state machine's last applied command (see HeaderIndex).
 func (s *Server) apply(w http.ResponseWriter, t fsm.CommandType, body any) (any, error) {
+	t, body, err := s.withAudit(w, t, body)
+	if err != nil {
+		return nil, err
+	}
 	res, err := s.b.Apply(t, body)
 	if err != nil {
 		return nil, err

@@ -62,6 +62,7 @@ func (s *Server) updateSettings(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
+	s.auditEvent(r, "update-settings", "", "ok")
 	s.wrote(w)
 	writeJSON(w, http.StatusOK, viewSettings(st))
 	return nil

@@ -64,7 +64,11 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *request) error {
 	if r.URL.Query().Get("force") != "true" && scratch.Cluster().CACertPEM != cur.Cluster().CACertPEM {
 		return errorf(http.StatusConflict, "other_cluster", "the snapshot comes from another cluster (another CA): restoring it would replace this cluster's CA, tokens and server key; add ?force=true to restore it anyway")
 	}
-	if err := s.b.RestoreSnapshot(bytes.NewReader(r.body), int64(len(r.body))); err != nil {
+	snap, err := s.restoreAudit(r, r.body)
+	if err != nil {
+		return err
+	}
+	if err := s.b.RestoreSnapshot(bytes.NewReader(snap), int64(len(snap))); err != nil {
 		return err
 	}
 	total, _ := cur.PeerCounts()

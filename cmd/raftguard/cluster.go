@@ -32,6 +32,7 @@ func clusterCommand() *cli.Command {
 			settingsCommand(),
 			adminTokenCommand(),
 			snapshotCommand(),
+			auditCommand(),
 			recoverCommand(),
 		},
 	}
