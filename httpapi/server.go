@@ -81,7 +81,6 @@ type Backend interface {
 	// VerifyLeader confirms leadership with a quorum and waits until the
 	// local state holds everything committed before the call.
 	VerifyLeader() error
-	AppliedIndex() uint64
 	Status() NodeStatus
 	Servers() ([]Member, error)
 	AddVoter(id, raftAddr string) error

@@ -26,7 +26,7 @@ func BenchmarkFailover(b *testing.B) {
 		b.Fatal(err)
 	}
 	p.Stop()
-	time.Sleep(1500 * time.Millisecond) // let the leader record the client's endpoint (once a second)
+	waitEndpoint(b, lc, "bench") // the leader records it once a second
 	var kills, transfers []time.Duration
 	for i := 0; i < b.N; i++ {
 		for range rounds {
@@ -34,7 +34,7 @@ func BenchmarkFailover(b *testing.B) {
 			kills = append(kills, outage(b, lc, tunnelServer4, func() { kill(b, leader, syscall.SIGKILL) }))
 			lc.start(leader)
 			lc.waitHealthy(3)
-			time.Sleep(1500 * time.Millisecond) // endpoint recorded by the new leader
+			waitEndpoint(b, lc, "bench") // on every node, the restarted one too
 		}
 		for range rounds {
 			via := lc.servers[0]

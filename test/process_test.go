@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -202,9 +203,13 @@ func TestProcessesFormClusterAndSurviveLeaderKill(t *testing.T) {
 		token = strings.TrimSpace(string(b))
 		return err
 	})
-	if !strings.Contains(pc.logs("n1"), token) {
-		t.Fatal("bootstrap did not print the join token")
-	}
+	// The token file is written before the tokens are printed.
+	poll(t, 10*time.Second, func() error {
+		if !strings.Contains(pc.logs("n1"), token) {
+			return errors.New("bootstrap did not print the join token")
+		}
+		return nil
+	})
 	for i, id := range []string{"n2", "n3"} {
 		r, a := addr(i + 1)
 		pc.start(id, "--node-id", id, "--raft-addr", r, "--api-addr", a, "--dataplane", "none", "--join", a1, "--token", token)

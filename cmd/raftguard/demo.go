@@ -264,8 +264,11 @@ func (d *demo) run(ctx context.Context, keep bool) error {
 	}); err != nil {
 		return err
 	}
-	// Let the leader record the client's endpoint (it does so every second).
-	time.Sleep(1500 * time.Millisecond)
+	// Wait until the leader has recorded the client's endpoint (it does so
+	// every second): the next leader greets the client there at once.
+	if err := d.waitEndpoint(ctx, s1, "laptop"); err != nil {
+		return err
+	}
 
 	var killGap, transferGap time.Duration
 	var killed *demoNode
@@ -383,6 +386,25 @@ func (d *demo) waitStatus(ctx context.Context, n *demoNode, want int) (httpapi.C
 		time.Sleep(200 * time.Millisecond) // polling the cluster, bounded by the deadline
 	}
 	return httpapi.ClusterStatus{}, fmt.Errorf("cluster not ready after 30s: %v (logs in %s)", last, d.root)
+}
+
+// waitEndpoint polls until node n's replicated state holds peer's endpoint.
+func (d *demo) waitEndpoint(ctx context.Context, n *demoNode, peer string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var p httpapi.PeerView
+		out, err := d.cliRun(ctx, n, "-o", "json", "peer", "show", peer)
+		if err == nil {
+			err = json.Unmarshal([]byte(out), &p)
+		}
+		if err == nil && p.Endpoint != "" {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the leader did not record the endpoint of %s within 15s: %v (logs in %s)", peer, err, d.root)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the state, bounded by the deadline
+	}
 }
 
 // outage pings through the tunnel, runs fault, and returns the longest gap

@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/raftguard/raftguard/httpapi"
+	"github.com/raftguard/raftguard/internal/agent"
 )
 
 func peerCommand() *cli.Command {
@@ -68,7 +68,7 @@ func peerAdd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	req := httpapi.CreatePeerRequest{Name: name, Addresses: c.StringSlice("ip"), AllowedIPs: splitCSV(c.StringSlice("allowed-ips"))}
+	req := httpapi.CreatePeerRequest{Name: name, Addresses: c.StringSlice("ip"), AllowedIPs: agent.SplitList(c.StringSlice("allowed-ips"))}
 	if k := c.String("public-key"); k != "" {
 		req.PublicKey = &k
 	}
@@ -94,18 +94,6 @@ func peerAdd(c *cli.Context) error {
 	}
 	fmt.Fprint(c.App.Writer, stdout)
 	return nil
-}
-
-func splitCSV(in []string) []string {
-	var out []string
-	for _, v := range in {
-		for _, p := range strings.Split(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				out = append(out, p)
-			}
-		}
-	}
-	return out
 }
 
 func peerList(c *cli.Context) error {

@@ -123,7 +123,6 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if err != nil && !fresh {
 		return nil, fmt.Errorf("load TLS identity: %w", err)
 	}
-	var joinFP string
 	switch {
 	case !fresh && cfg.Bootstrap:
 		a.log.Info("data dir already holds a cluster; --bootstrap ignored", "data_dir", cfg.DataDir)
@@ -132,7 +131,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 			return nil, err
 		}
 	case fresh && len(cfg.Join) > 0:
-		if joinFP, err = a.requestCertificate(ctx); err != nil {
+		if err = a.requestCertificate(ctx); err != nil {
 			return nil, err
 		}
 	case fresh:
@@ -164,7 +163,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		return nil, err
 	}
 	if !hasState && len(cfg.Join) > 0 && !fileExists(filepath.Join(cfg.DataDir, pendingInitFile)) {
-		if err := a.joinCluster(ctx, joinFP); err != nil {
+		if err := a.joinCluster(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -345,11 +344,14 @@ func (a *Agent) leaderLoop() {
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	warned := false
+	var caughtUp uint64 // the term in which this node's state caught up as leader
 	for {
 		if a.raft.IsLeader() {
-			if err := a.leaderDuties(); err != nil {
+			if err := a.leaderDuties(&caughtUp); err != nil {
 				a.log.Warn("leader duties", "err", err)
 			}
+		} else {
+			caughtUp = 0
 		}
 		a.checkClock()
 		a.checkAddresses(&warned)
@@ -362,9 +364,15 @@ func (a *Agent) leaderLoop() {
 	}
 }
 
-func (a *Agent) leaderDuties() error {
-	if err := a.raft.Barrier(10 * time.Second); err != nil {
-		return fmt.Errorf("barrier: %w", err)
+// leaderDuties runs on the leader. Once per term it first waits for a
+// barrier, so that the local state holds everything committed before (a
+// barrier is a log entry: not one per wake-up).
+func (a *Agent) leaderDuties(caughtUp *uint64) error {
+	if term := a.raft.Stats().Term; *caughtUp != term {
+		if err := a.raft.Barrier(10 * time.Second); err != nil {
+			return fmt.Errorf("barrier: %w", err)
+		}
+		*caughtUp = term
 	}
 	pending := filepath.Join(a.cfg.DataDir, pendingInitFile)
 	if !a.state.Initialized() && fileExists(pending) {
@@ -557,9 +565,6 @@ func (a *Agent) VerifyLeader() error {
 	}
 	return raftError(a.raft.Barrier(5 * time.Second))
 }
-
-// AppliedIndex is Raft's applied index on this node.
-func (a *Agent) AppliedIndex() uint64 { return a.raft.Stats().AppliedIndex }
 
 // Replaying reports whether this node is still applying the log it had on
 // disk when it started (its state may lack recent tokens and peers). An

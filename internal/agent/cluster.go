@@ -32,7 +32,7 @@ func (a *Agent) UpdateSettings(p httpapi.SettingsPatch) (fsm.Settings, error) {
 	c := fsm.UpdateSettings{Endpoint: p.Endpoint, MTU: p.MTU, Keepalive: p.Keepalive, At: time.Now().UTC()}
 	if p.ClientAllowedIPs != nil {
 		allowed := []netip.Prefix{}
-		for _, s := range splitList(*p.ClientAllowedIPs) {
+		for _, s := range SplitList(*p.ClientAllowedIPs) {
 			pf, err := fsm.ParsePrefix(s)
 			if err != nil {
 				return fsm.Settings{}, fmt.Errorf("client allowed IPs: %w", err)
@@ -42,7 +42,7 @@ func (a *Agent) UpdateSettings(p httpapi.SettingsPatch) (fsm.Settings, error) {
 		c.ClientAllowedIPs = &allowed
 	}
 	if p.ClientDNS != nil {
-		dns := splitList(*p.ClientDNS)
+		dns := SplitList(*p.ClientDNS)
 		if dns == nil {
 			dns = []string{}
 		}

@@ -263,14 +263,14 @@ func settingsFromFlags(c ClusterFlags) (fsm.Settings, error) {
 	if len(allowed) == 0 {
 		allowed = DefaultClientAllowedIPs
 	}
-	for _, a := range splitList(allowed) {
+	for _, a := range SplitList(allowed) {
 		p, err := fsm.ParsePrefix(a)
 		if err != nil {
 			return s, fmt.Errorf("--client-allowed-ips: %w", err)
 		}
 		s.ClientAllowedIPs = append(s.ClientAllowedIPs, p)
 	}
-	s.ClientDNS = splitList(c.ClientDNS)
+	s.ClientDNS = SplitList(c.ClientDNS)
 	if err := fsm.ValidateClientDNS(s.ClientDNS); err != nil {
 		return s, fmt.Errorf("--client-dns: %w", err)
 	}
@@ -291,8 +291,9 @@ func settingsFromFlags(c ClusterFlags) (fsm.Settings, error) {
 	return s, nil
 }
 
-// splitList accepts repeated flags and comma-separated values alike.
-func splitList(in []string) []string {
+// SplitList accepts repeated flags and comma-separated values alike (the
+// server's flags and the command line client's).
+func SplitList(in []string) []string {
 	var out []string
 	for _, v := range in {
 		for _, part := range strings.Split(v, ",") {

@@ -129,21 +129,21 @@ func (a *Agent) finishBootstrap(path string) error {
 
 // requestCertificate is join step one: over TLS pinned to the CA named in
 // the token, prove the token's secret and get a node certificate.
-func (a *Agent) requestCertificate(ctx context.Context) (string, error) {
+func (a *Agent) requestCertificate(ctx context.Context) error {
 	if a.cfg.Token == "" {
-		return "", errors.New("--join needs --token (print it on a member with: raftguard cluster token)")
+		return errors.New("--join needs --token (print it on a member with: raftguard cluster token)")
 	}
 	fp, _, err := pki.ParseJoinToken(a.cfg.Token)
 	if err != nil {
-		return "", fmt.Errorf("--token: %w", err)
+		return fmt.Errorf("--token: %w", err)
 	}
 	keyPEM, key, err := pki.NewKey()
 	if err != nil {
-		return "", err
+		return err
 	}
 	csr, err := pki.NewCSR(key, a.node.NodeID)
 	if err != nil {
-		return "", err
+		return err
 	}
 	req := httpapi.JoinCertRequest{NodeID: a.node.NodeID, CSR: string(csr), Token: a.cfg.Token}
 	for _, ip := range a.certIPs() {
@@ -151,25 +151,25 @@ func (a *Agent) requestCertificate(ctx context.Context) (string, error) {
 	}
 	var out httpapi.JoinCertResponse
 	if err := a.callMembers(ctx, pki.PinnedClientConfig(fp), "/v1/cluster/join/certificate", req, &out); err != nil {
-		return "", err
+		return err
 	}
 	a.ident = &pki.Identity{CACertPEM: []byte(out.CACert), CertPEM: []byte(out.Cert), KeyPEM: keyPEM}
 	if got, err := a.ident.CAFingerprint(); err != nil || got != fp {
-		return "", fmt.Errorf("%w: the CA sent by the cluster does not match the join token", ErrJoinRefused)
+		return fmt.Errorf("%w: the CA sent by the cluster does not match the join token", ErrJoinRefused)
 	}
 	if err := writeFileAtomic(filepath.Join(a.cfg.DataDir, adminTokenFile), []byte(out.AdminToken+"\n")); err != nil {
-		return "", err
+		return err
 	}
 	if err := a.ident.Save(filepath.Join(a.cfg.DataDir, tlsDirName)); err != nil {
-		return "", fmt.Errorf("save TLS identity: %w", err)
+		return fmt.Errorf("save TLS identity: %w", err)
 	}
-	return fp, nil
+	return nil
 }
 
 // joinCluster is join step two: ask the leader (through any member) to add
 // this node as a voter. Raft is already listening, so the leader can
 // replicate to it at once.
-func (a *Agent) joinCluster(ctx context.Context, _ string) error {
+func (a *Agent) joinCluster(ctx context.Context) error {
 	tc, err := a.ident.PeerClientConfig()
 	if err != nil {
 		return err

@@ -50,7 +50,6 @@ type Dataplane interface {
 type VIPs interface {
 	Claim(vips []netip.Prefix) (bool, error)
 	Release(vips []netip.Prefix) (bool, error)
-	Held(vips []netip.Prefix) (bool, error)
 	// Renew extends the kernel lifetime of the VIPs held and reports
 	// whether all of them were held; it never adds one.
 	Renew(vips []netip.Prefix) (bool, error)
@@ -122,8 +121,6 @@ type Loop struct {
 	log  *slog.Logger
 	wake chan struct{}
 
-	dropped atomic.Uint64
-
 	mu        sync.Mutex // guards dp, status, applied, upApplied, leading, failures
 	dp        Dataplane
 	status    Status
@@ -170,13 +167,12 @@ func New(cfg Config) *Loop {
 	return &Loop{cfg: cfg, log: cfg.Log.With("component", "reconcile"), wake: make(chan struct{}, 1)}
 }
 
-// Wake asks the loop to run soon. It never blocks; extra wake-ups are
-// dropped and counted.
+// Wake asks the loop to run soon. It never blocks; a wake-up while one is
+// pending is dropped (the pass that runs reads the current truth).
 func (l *Loop) Wake() {
 	select {
 	case l.wake <- struct{}{}:
 	default:
-		l.dropped.Add(1)
 	}
 }
 
@@ -187,9 +183,6 @@ func (l *Loop) Greet() {
 	l.greetAll.Store(true)
 	l.Wake()
 }
-
-// DroppedWakeups counts wake-ups dropped because one was pending.
-func (l *Loop) DroppedWakeups() uint64 { return l.dropped.Load() }
 
 // Status reports the interface and VIP state as last reconciled.
 func (l *Loop) Status() Status {
