@@ -82,8 +82,8 @@ const (
 // proposes. Protocol 1 is the first release's set of commands; protocol 2
 // adds the cluster version itself and lets cluster settings change;
 // protocol 3 adds web console sessions; protocol 4 adds the audit log and
-// Apply's text rules (rules.go).
-const ProtocolVersion = 4
+// Apply's text rules (rules.go); protocol 5 adds the NAT setting.
+const ProtocolVersion = 5
 
 // command is one entry of the registration table.
 type command struct {
@@ -381,7 +381,10 @@ type UpdateSettings struct {
 	ClientDNS        *[]string       `json:"client_dns,omitempty"`
 	MTU              *int            `json:"mtu,omitempty"`
 	Keepalive        *int            `json:"keepalive,omitempty"`
-	At               time.Time       `json:"at"`
+	// NAT turns masquerading on the leader on or off (protocol 5: an
+	// older node would ignore it).
+	NAT *bool     `json:"nat,omitempty" since:"5"`
+	At  time.Time `json:"at"`
 }
 
 // SetClusterVersion raises the cluster version: from then on, nodes may

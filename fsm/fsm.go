@@ -612,6 +612,9 @@ func (s Settings) Updated(c UpdateSettings) Settings {
 	if c.Keepalive != nil {
 		s.Keepalive = *c.Keepalive
 	}
+	if c.NAT != nil {
+		s.NAT = *c.NAT
+	}
 	return s
 }
 

@@ -43,6 +43,9 @@ type Settings struct {
 	ClientDNS        []string       `json:"client_dns,omitempty"`
 	MTU              int            `json:"mtu"`
 	Keepalive        int            `json:"keepalive"`
+	// NAT: the leader masquerades traffic from the pools leaving its NAT
+	// interface and forwards the pools' traffic (package firewall).
+	NAT bool `json:"nat,omitempty"`
 }
 
 // ServerAddresses are the server's own tunnel addresses: the first host of

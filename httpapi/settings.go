@@ -20,12 +20,14 @@ type SettingsView struct {
 	ClientDNS        []string       `json:"client_dns"`
 	MTU              int            `json:"mtu"`
 	Keepalive        int            `json:"keepalive"`
+	NAT              bool           `json:"nat"`
 }
 
 func viewSettings(s fsm.Settings) SettingsView {
 	v := SettingsView{
 		PublicKey: s.PublicKey, ListenPort: s.ListenPort, Pool: s.Pool, Pool6: s.Pool6, VIPs: s.VIPs,
 		Endpoint: s.Endpoint, ClientAllowedIPs: s.ClientAllowedIPs, ClientDNS: s.ClientDNS, MTU: s.MTU, Keepalive: s.Keepalive,
+		NAT: s.NAT,
 	}
 	if v.ClientDNS == nil {
 		v.ClientDNS = []string{}
@@ -42,6 +44,7 @@ type SettingsPatch struct {
 	ClientDNS        *[]string `json:"client_dns,omitempty"`
 	MTU              *int      `json:"mtu,omitempty"`
 	Keepalive        *int      `json:"keepalive,omitempty"`
+	NAT              *bool     `json:"nat,omitempty"`
 }
 
 func (s *Server) getSettings(w http.ResponseWriter, r *request) error {

@@ -38,6 +38,7 @@ var daemonPkgs = []string{
 	"raftnode",
 	"dataplane",
 	"vip",
+	"firewall",
 	"httpapi",
 	"internal/agent",
 	"internal/reconcile",
@@ -324,10 +325,10 @@ func TestRaftnodeDoesNotImportFSM(t *testing.T) {
 	}
 }
 
-// TestDataplaneAndVIPAreIndependent: dataplane and vip take their own small
-// Config values and import neither fsm nor raftnode.
+// TestDataplaneAndVIPAreIndependent: dataplane, vip and firewall take their
+// own small Config values and import neither fsm nor raftnode.
 func TestDataplaneAndVIPAreIndependent(t *testing.T) {
-	for _, rel := range []string{"dataplane", "vip"} {
+	for _, rel := range []string{"dataplane", "vip", "firewall"} {
 		t.Run(rel, func(t *testing.T) {
 			g := loadGraph(t)
 			p := g.lookup(t, rel)

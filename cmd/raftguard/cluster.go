@@ -77,6 +77,7 @@ func settingsCommand() *cli.Command {
 				&cli.StringSliceFlag{Name: "client-dns", Usage: "DNS written into client configs (comma-separated or repeated; \"\" clears it)"},
 				&cli.IntFlag{Name: "keepalive", Usage: "PersistentKeepalive written into client configs (0: off)"},
 				&cli.IntFlag{Name: "mtu", Usage: "interface MTU (1280-9000)"},
+				&cli.BoolFlag{Name: "nat", Usage: "masquerade the pools' traffic leaving the leader (--nat=true or --nat=false)"},
 			},
 			Action: clusterSettingsSet,
 		}},
@@ -118,8 +119,12 @@ func settingsPatch(c *cli.Context) (httpapi.SettingsPatch, error) {
 		v := c.Int("mtu")
 		p.MTU = &v
 	}
+	if c.IsSet("nat") {
+		v := c.Bool("nat")
+		p.NAT = &v
+	}
 	if p == (httpapi.SettingsPatch{}) {
-		return p, errors.New("nothing to change: give at least one of --endpoint, --client-allowed-ips, --client-dns, --keepalive, --mtu")
+		return p, errors.New("nothing to change: give at least one of --endpoint, --client-allowed-ips, --client-dns, --keepalive, --mtu, --nat")
 	}
 	return p, nil
 }

@@ -160,6 +160,7 @@ func formatSettings(s httpapi.SettingsView) string {
 		{"client DNS:", orDash(dns)},
 		{"MTU:", fmt.Sprint(s.MTU)},
 		{"keepalive:", fmt.Sprint(s.Keepalive)},
+		{"NAT:", onOff(s.NAT)},
 	})
 }
 
@@ -168,4 +169,11 @@ func poolString(p netip.Prefix) string {
 		return ""
 	}
 	return p.String()
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }

@@ -36,6 +36,8 @@ func serverFlags() []cli.Flag {
 			f.Category = "Cluster settings (with --bootstrap)"
 		case *cli.IntFlag:
 			f.Category = "Cluster settings (with --bootstrap)"
+		case *cli.BoolFlag:
+			f.Category = "Cluster settings (with --bootstrap)"
 		}
 		return f
 	}
@@ -47,6 +49,7 @@ func serverFlags() []cli.Flag {
 		str("advertise", "address other nodes use to reach this node (Raft and API ports are added)", "first non-loopback address"),
 		str("vip-interface", "NIC on which this node claims the VIP when leader", "the interface that holds --advertise"),
 		str("wg-interface", "name of the WireGuard interface", agent.DefaultWGInterface),
+		str("nat-interface", "NIC the leader masquerades the pools on when the cluster's NAT is on", "the default route's interface"),
 		str("dataplane", "auto, kernel, userspace or none", agent.DefaultDataplane),
 		&cli.BoolFlag{Name: "bootstrap", Usage: "create a new cluster if this data dir holds none", EnvVars: envVar("bootstrap")},
 		list("join", "API addresses of existing members (ADDR[,ADDR...]); used when the data dir holds no state", ""),
@@ -62,6 +65,7 @@ func serverFlags() []cli.Flag {
 		cluster(list("client-dns", "DNS written into client configs", "none")),
 		cluster(&cli.IntFlag{Name: "mtu", Usage: "interface MTU", EnvVars: envVar("mtu"), DefaultText: "1420"}),
 		cluster(&cli.IntFlag{Name: "keepalive", Usage: "PersistentKeepalive written into client configs", EnvVars: envVar("keepalive"), DefaultText: "25"}),
+		cluster(&cli.BoolFlag{Name: "nat", Usage: "masquerade traffic from the pools leaving the leader (nftables, follows the leader)", EnvVars: envVar("nat")}),
 		dur("raft-heartbeat-timeout", "follower's wait for the leader before an election (250ms..500ms)", "250ms"),
 		dur("raft-election-timeout", "candidate's wait for votes", "250ms"),
 		dur("raft-lease-timeout", "leader steps down after this long without a quorum", "200ms"),
@@ -94,6 +98,7 @@ func serverConfig(c *cli.Context) agent.Config {
 		VIPInterface: c.String("vip-interface"),
 		WGInterface:  c.String("wg-interface"),
 		Dataplane:    c.String("dataplane"),
+		NATInterface: c.String("nat-interface"),
 		Bootstrap:    c.Bool("bootstrap"),
 		Join:         c.StringSlice("join"),
 		Token:        c.String("token"),
@@ -106,6 +111,7 @@ func serverConfig(c *cli.Context) agent.Config {
 			ClientAllowedIPs: c.StringSlice("client-allowed-ips"),
 			ClientDNS:        c.StringSlice("client-dns"),
 			MTU:              c.Int("mtu"),
+			NAT:              c.Bool("nat"),
 		},
 		Raft: agent.RaftTuning{
 			HeartbeatTimeout:   c.Duration("raft-heartbeat-timeout"),

@@ -240,6 +240,7 @@ func (a *Agent) resolveNode() error {
 		n.Advertise = defaultAdvertise(n.RaftAddr)
 	}
 	n.VIPInterface = pick(a.cfg.VIPInterface, stored.VIPInterface, "")
+	n.NATInterface = pick(a.cfg.NATInterface, stored.NATInterface, "")
 	n.WGInterface = pick(a.cfg.WGInterface, stored.WGInterface, DefaultWGInterface)
 	n.Dataplane = pick(a.cfg.Dataplane, stored.Dataplane, DefaultDataplane)
 	a.node = n

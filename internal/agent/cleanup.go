@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/raftguard/raftguard/dataplane"
+	"github.com/raftguard/raftguard/firewall"
 	"github.com/raftguard/raftguard/vip"
 )
 
@@ -33,6 +34,9 @@ type claimRecord struct {
 	VIPInterface string         `json:"vip_interface,omitempty"`
 	VIPs         []netip.Prefix `json:"vips,omitempty"`
 	WGInterface  string         `json:"wg_interface,omitempty"`
+	// NATTable names the nftables table (package firewall) while this
+	// node may hold it.
+	NATTable string `json:"nat_table,omitempty"`
 }
 
 // claims keeps claimsFileName in step with what the node claims.
@@ -81,7 +85,7 @@ var ErrDataDirInUse = errors.New("data dir is in use by a running raftguard proc
 // claimed on the host: the VIPs on its VIP interface, its WireGuard
 // interface (a kernel WireGuard link outlives a killed process, up and
 // keyed), the kernel data plane's source routing (fwmark rules and routing
-// table) and a stale control socket of the userspace one. It returns what
+// table), a stale control socket of the userspace one and the NAT table. It returns what
 // it removed. It is idempotent: with nothing left (or no data dir at all)
 // it removes nothing and returns no error. It refuses to run while a
 // raftguard process holds the data dir.
@@ -161,6 +165,13 @@ func cleanupLeftovers(dataDir string, n nodeFile, log *slog.Logger) ([]string, e
 		removed = append(removed, r...)
 		if err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if rec.NATTable != "" {
+		r, err := firewall.Cleanup()
+		removed = append(removed, r...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("remove NAT: %w", err))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -48,6 +48,9 @@ type Config struct {
 	VIPInterface string
 	WGInterface  string
 	Dataplane    string
+	// NATInterface is the NIC the leader masquerades the pools on when the
+	// cluster's NAT setting is on (empty: the default route's).
+	NATInterface string
 	// PeerLimit caps the enabled peers the API accepts (0: the data
 	// plane's own limit; none without a data plane).
 	PeerLimit int
@@ -80,6 +83,7 @@ type ClusterFlags struct {
 	ClientDNS        []string
 	MTU              int
 	Keepalive        *int
+	NAT              bool
 }
 
 // RaftTuning overrides raftnode's defaults; zero keeps them.
@@ -100,6 +104,7 @@ type nodeFile struct {
 	APIAddr      string `json:"api_addr"`
 	Advertise    string `json:"advertise"`
 	VIPInterface string `json:"vip_interface,omitempty"`
+	NATInterface string `json:"nat_interface,omitempty"`
 	WGInterface  string `json:"wg_interface"`
 	Dataplane    string `json:"dataplane"`
 	// Bound addresses as other nodes reach them (ports resolved).
@@ -282,6 +287,7 @@ func settingsFromFlags(c ClusterFlags) (fsm.Settings, error) {
 	if c.Keepalive != nil {
 		s.Keepalive = *c.Keepalive
 	}
+	s.NAT = c.NAT
 	s.Endpoint = c.Endpoint
 	if s.Endpoint == "" {
 		s.Endpoint = net.JoinHostPort(s.VIPs[0].Addr().String(), strconv.Itoa(s.ListenPort))

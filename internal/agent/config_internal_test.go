@@ -47,3 +47,21 @@ func TestSettingsFromFlagsRefusesBadEndpointAndDNS(t *testing.T) {
 		}
 	}
 }
+
+func TestNATFlagAndWarning(t *testing.T) {
+	s, err := settingsFromFlags(ClusterFlags{VIPs: []string{"192.0.2.10/24"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.NAT || NATWarning(s) == "" {
+		t.Fatalf("default settings: NAT %v, warning %q (want off, with a warning)", s.NAT, NATWarning(s))
+	}
+	s, err = settingsFromFlags(ClusterFlags{VIPs: []string{"192.0.2.10/24"}, NAT: true})
+	if err != nil || !s.NAT || NATWarning(s) != "" {
+		t.Fatalf("--nat: NAT %v, warning %q, %v", s.NAT, NATWarning(s), err)
+	}
+	s, err = settingsFromFlags(ClusterFlags{VIPs: []string{"192.0.2.10/24"}, ClientAllowedIPs: []string{"10.0.0.0/8"}})
+	if err != nil || NATWarning(s) != "" {
+		t.Fatalf("split tunnel: warning %q, %v", NATWarning(s), err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raftguard/raftguard/dataplane"
+	"github.com/raftguard/raftguard/firewall"
 	"github.com/raftguard/raftguard/fsm"
 	"github.com/raftguard/raftguard/internal/reconcile"
 	"github.com/raftguard/raftguard/vip"
@@ -73,6 +74,8 @@ func (a *Agent) startDataplane() error {
 			return dataplane.Open(name, kind, log)
 		},
 		VIPs:                rv,
+		Firewall:            &recordedFirewall{Manager: firewall.New(a.cfg.Logger), claims: a.claims},
+		NATInterface:        a.node.NATInterface,
 		Log:                 a.cfg.Logger,
 		DisableEndpointSync: a.cfg.DisableEndpointSync,
 		LeaseRenew:          vip.RenewInterval,

@@ -41,6 +41,9 @@ func (a *Agent) prepareBootstrap() error {
 	if err := fsm.ValidateSettings(&settings); err != nil {
 		return fmt.Errorf("cluster settings: %w", err)
 	}
+	if w := NATWarning(settings); w != "" {
+		a.log.Warn(w)
+	}
 	if err := fsm.ValidateServerKeyPair(settings.PrivateKey, settings.PublicKey); err != nil {
 		return fmt.Errorf("cluster settings: %w", err)
 	}

@@ -106,6 +106,11 @@ type Config struct {
 	// LeaseLifetime, and a reconcile pass running longer than LeaseLifetime
 	// counts as stuck and stops the renewals.
 	LeaseRenew, LeaseLifetime time.Duration
+	// Firewall installs NAT for the pools on the leader when the cluster
+	// setting asks for it (nil: no NAT management), masquerading on
+	// NATInterface (empty: the default route's interface).
+	Firewall     Firewall
+	NATInterface string
 }
 
 // Status is the loop's view of the data plane, for the API.
@@ -136,6 +141,7 @@ type Loop struct {
 	handshakeGen atomic.Uint64 // cancels a running handshake burst
 	greetAll     atomic.Bool   // initiate handshakes on the next leader pass
 	overLimit    atomic.Int64  // enabled peers left off the interface, last reported
+	firewallErr  atomic.Value  // string: the NAT error last logged ("" none)
 }
 
 // New returns a loop; Run starts it.
@@ -383,6 +389,7 @@ func (l *Loop) takeOver(ctx context.Context, fresh bool) error {
 		l.stepDown("lost leadership while taking over")
 		return nil
 	}
+	l.serveFirewall(set)
 	l.mu.Lock()
 	l.leading = true
 	l.serving.Store(true)
@@ -438,6 +445,9 @@ func (l *Loop) stepDown(why string) {
 		if err := l.setDown(dp); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := l.removeFirewall(); err != nil {
+		errs = append(errs, fmt.Errorf("remove NAT: %w", err))
 	}
 	l.mu.Lock()
 	l.status.VIPHolder = false
