@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -214,9 +215,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // eventually polls cond until it returns nil or the deadline passes, then
-// fails t with cond's last error.
+// fails t with cond's last error. RAFTGUARD_TEST_TIME_SCALE (set by make
+// test-kernel, whose VM emulates its CPU) stretches the deadline.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
+	if f, err := strconv.ParseFloat(os.Getenv("RAFTGUARD_TEST_TIME_SCALE"), 64); err == nil && f > 1 {
+		timeout = time.Duration(float64(timeout) * f)
+	}
 	deadline := time.Now().Add(timeout)
 	for {
 		err := cond()

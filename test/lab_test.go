@@ -2,7 +2,6 @@ package test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -16,7 +15,9 @@ import (
 
 	"github.com/raftguard/raftguard/dataplane"
 	"github.com/raftguard/raftguard/httpapi"
+	"github.com/raftguard/raftguard/internal/agent"
 	"github.com/raftguard/raftguard/internal/netlab"
+	"github.com/raftguard/raftguard/internal/pki"
 )
 
 // Addresses of the namespace lab (documentation ranges only).
@@ -47,6 +48,16 @@ type labCluster struct {
 	servers []*labServer
 	client  *netlab.Host
 	logDir  string
+
+	apiMu sync.Mutex            // guards apis
+	apis  map[string]labNodeAPI // server id -> API client, see api
+}
+
+// labNodeAPI is a client of one server's API with the credentials it was
+// made with.
+type labNodeAPI struct {
+	*nodeAPI
+	info agent.NodeInfo
 }
 
 // labDataplane is the data plane the lab's servers run with, from
@@ -236,13 +247,57 @@ func (lc *labCluster) cli(s *labServer, args ...string) (string, error) {
 	return s.host.Run(ctx, lc.bin, append([]string{"--data-dir", s.dir}, args...)...)
 }
 
+// status reads GET /v1/cluster from the server, as `raftguard cluster
+// status` on that node does (same address, token and CA, from its data
+// dir), without starting a process for it: tests poll it, and in the
+// test VM starting the CLI takes seconds.
 func (lc *labCluster) status(s *labServer) (httpapi.ClusterStatus, error) {
 	var st httpapi.ClusterStatus
-	out, err := lc.cli(s, "-o", "json", "cluster", "status")
+	a, err := lc.api(s)
 	if err != nil {
 		return st, err
 	}
-	return st, json.Unmarshal([]byte(out), &st)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(10*time.Second))
+	defer cancel()
+	return st, a.get(ctx, "/v1/cluster", &st)
+}
+
+// api returns a client of the server's API made from what its data dir
+// holds now (a new one when that changed, e.g. a rotated token), dialing
+// from the server's own namespace.
+func (lc *labCluster) api(s *labServer) (*nodeAPI, error) {
+	info, err := agent.ReadNodeInfo(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	lc.apiMu.Lock()
+	defer lc.apiMu.Unlock()
+	if a, ok := lc.apis[s.id]; ok && a.info == info {
+		return a.nodeAPI, nil
+	}
+	ca, err := os.ReadFile(info.CACertFile)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := pki.CAClientConfig(ca)
+	if err != nil {
+		return nil, err
+	}
+	if a, ok := lc.apis[s.id]; ok {
+		a.close()
+	} else if lc.apis == nil {
+		lc.apis = map[string]labNodeAPI{}
+		lc.t.Cleanup(func() {
+			lc.apiMu.Lock()
+			defer lc.apiMu.Unlock()
+			for _, a := range lc.apis {
+				a.close()
+			}
+		})
+	}
+	a := newNodeAPI(s.id, s.host, info.APIAdvertise, tc, info.AdminToken, scaled(10*time.Second))
+	lc.apis[s.id] = labNodeAPI{nodeAPI: a, info: info}
+	return a, nil
 }
 
 // waitHealthy waits until every reachable node reports n members, one

@@ -53,7 +53,7 @@ func newNodeAPI(id string, from *netlab.Host, addr string, tc *tls.Config, token
 		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
 			// On the lab's LAN a connection opens at once or not at all
 			// (the node is cut off): give up early, nothing was sent.
-			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			ctx, cancel := context.WithTimeout(ctx, scaled(2*time.Second))
 			defer cancel()
 			c, err := from.DialContext(ctx, network, a)
 			if err != nil {
@@ -62,7 +62,7 @@ func newNodeAPI(id string, from *netlab.Host, addr string, tc *tls.Config, token
 			return c, err
 		},
 		TLSClientConfig:     tc.Clone(),
-		TLSHandshakeTimeout: 3 * time.Second,
+		TLSHandshakeTimeout: scaled(3 * time.Second),
 		MaxIdleConnsPerHost: 32,
 		IdleConnTimeout:     30 * time.Second,
 	}

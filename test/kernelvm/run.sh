@@ -10,6 +10,8 @@
 #                     default /var/cache/raftguard-kernelvm
 #   KERNELVM_KERNEL   Debian kernel package; default: what linux-image-amd64
 #                     depends on
+#   KERNELVM_UNIT     -run pattern of the data plane package's tests;
+#                     empty: none
 #   KERNELVM_E2E      -run pattern of the end-to-end tests (test/e2e_test.go);
 #                     empty: none
 #   KERNELVM_FAULTS   -run pattern of the fault scenarios (test/faults_test.go);
@@ -42,6 +44,7 @@ timeout=${KERNELVM_TIMEOUT:-20m}
 scale=${KERNELVM_TIME_SCALE:-4}
 accel=${KERNELVM_ACCEL:-tcg,thread=multi}
 frounds=${KERNELVM_FAULTS_ROUNDS:-3}
+unit=${KERNELVM_UNIT-'^(TestOpen|TestKernel.*)$'}
 e2e=${KERNELVM_E2E-'^(TestFenceDeadLeader|TestCleanupAfterKill|TestCrashedLeaderForgetsDeletedPeer|TestFailoverKillAndTransfer|TestLeaderPartitioned|TestRecoveryWithoutKnownEndpoint|TestIPv6AndPeerLifecycle|TestLeaderRepairsDataPlane)$'}
 faults=${KERNELVM_FAULTS-'^(TestFaultsKillLeader|TestFaultsPartitionLeader|TestFaultsStopLeader|TestFaultsRestarts)$'}
 
@@ -145,7 +148,9 @@ cp "$here/guest.sh" "$run/guest.sh"
 	echo "export RAFTGUARD_FAULTS_ROUNDS=$frounds"
 	echo "export RAFTGUARD_FENCE_ROUNDS=1"
 	echo "RG_STEPS=("
-	printf '%q\n' "data plane unit tests of the kernel device|$repo/dataplane|/run/kernelvm/dataplane.test -test.v -test.count=1 -test.timeout 5m -test.run ^(TestOpen|TestKernel.*)\$"
+	if [ -n "$unit" ]; then
+		printf '%q\n' "data plane unit tests of the kernel device|$repo/dataplane|/run/kernelvm/dataplane.test -test.v -test.count=1 -test.timeout 4m -test.run $unit"
+	fi
 	if [ -n "$e2e" ]; then
 		printf '%q\n' "end-to-end tests, kernel data plane|$repo/test|/run/kernelvm/test.test -test.v -test.count=1 -test.timeout 10m -test.run $e2e"
 	fi
