@@ -4,6 +4,11 @@
 // the state and the log entry (time stamps travel inside commands), it never
 // touches the network, and it rejects bad commands with error values that
 // leave the state unchanged.
+//
+// Commands are registered once, in the table in command.go, beside the rules
+// for evolving them; the replicated cluster version (ClusterVersion,
+// CheckProposable) keeps nodes from proposing what an older member could not
+// apply during a rolling upgrade.
 package fsm
 
 import (

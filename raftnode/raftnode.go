@@ -1,11 +1,13 @@
 // Package raftnode owns raftguard's *raft.Raft: the mutual-TLS transport, the
 // raft-boltdb log and stable store, the snapshot store (with private file
 // modes), bootstrap, membership changes (join, remove), leadership transfer,
-// leadership notifications, Barrier and offline recovery.
+// leadership notifications, Barrier, restore and offline recovery. No other
+// package touches *raft.Raft.
 //
 // raftnode knows nothing about the replicated state: it is handed a raft.FSM.
 // Raft's own errors are translated here, once, into this package's sentinel
-// errors (ErrNotLeader, ErrTimeout, ...).
+// errors (ErrNotLeader, ErrLeadershipLost, ErrTimeout, ErrShutdown, ...),
+// wrapped with %w so raft's own error stays in the chain.
 package raftnode
 
 import (

@@ -1,6 +1,15 @@
 // Package agent wires one raftguard node together: the data dir, the node's
-// TLS identity, the Raft node with the replicated state, the HTTP API, and
-// bootstrap and join. It is used by the command line and by tests.
+// TLS identity, the Raft node with the replicated state, the HTTP API, the
+// reconcile loop, and bootstrap and join. It is used by the command line
+// and by tests.
+//
+// The Agent is also the node's cluster service (cluster.go): the workflows
+// the API's handlers call, one method each (join, node removal, restore,
+// the leadership handover, settings changes), and its leader loop keeps
+// the leader's duties (finishing a bootstrap, its own registration and
+// certificate, raising the cluster version once every member supports
+// it). Every proposal goes through Apply, which refuses what the cluster
+// version does not allow yet.
 package agent
 
 import (
