@@ -1,7 +1,7 @@
 // raftguard console. Plain JavaScript, no dependencies.
 //
 // Rules kept throughout: user data reaches the page only through
-// textContent, attribute values and form values (never innerHTML); every
+// textContent, attribute values and form values, never parsed as HTML; every
 // request goes to the node that served this page (which forwards writes to
 // the leader); writes carry the session's CSRF token.
 'use strict';
@@ -101,7 +101,10 @@
 
   // ---- helpers ----
 
+  let flashedAt = 0;
+
   function flash(msg, isError) {
+    flashedAt = Date.now();
     const f = $('flash');
     f.textContent = msg;
     f.className = isError ? 'flash error' : 'flash';
@@ -163,8 +166,10 @@
     return el('span', { class: 'badge ' + (kind || ''), text });
   }
 
+  // td is a table cell labelled for the phone layout, where each row is a
+  // card of label and value pairs.
   function td(label, ...kids) {
-    return el('td', { 'data-label': label }, ...kids);
+    return el('td', { 'data-label': label }, el('div', null, ...kids));
   }
 
   function confirmDialog(title, text, okLabel) {
@@ -369,7 +374,8 @@
         td('Endpoint', el('span', { class: 'mono', text: p.endpoint || '—' })),
       ];
       if (hasExpiry) cells.push(td('Expires', p.expires_at ? when(p.expires_at) : 'never'));
-      cells.push(el('td', { class: 'actions-cell', 'data-label': 'Actions' }, toggle, del));
+      cells.push(td('Actions', toggle, del));
+      cells[cells.length - 1].className = 'actions-cell';
       return el('tr', { 'data-peer': p.name }, cells);
     }
 
@@ -517,7 +523,7 @@
         el('thead', null, el('tr', null, ['Node', 'Role', 'VIP', 'Interface', 'Version', 'Applied', 'State digest', 'API address'].map((h) => el('th', { scope: 'col', text: h })))),
         el('tbody', null, nodes.map((n) => el('tr', { 'data-node': n.node_id },
           td('Node', el('strong', { text: n.node_id }), n.node_id === state.node ? [' ', badge('this node')] : null),
-          td('Role', !n.reachable ? badge('unreachable', 'bad') : n.role === 'leader' ? badge('leader', 'lead') : badge(n.role || '?'), n.error ? [el('br'), el('span', { class: 'muted', text: n.error })] : null),
+          td('Role', !n.reachable ? badge('unreachable', 'bad') : n.role === 'leader' ? badge('leader', 'lead') : badge(n.role || '?'), n.error ? [el('br'), el('span', { class: 'muted', text: n.error.replace(/^unreachable: /, '') })] : null),
           td('VIP', n.vip_holder ? badge('yes', 'ok') : 'no'),
           td('Interface', n.reachable ? (n.interface_up ? badge('up', 'ok') : 'down') + (n.dataplane ? ' (' + n.dataplane + ')' : '') : '—'),
           td('Version', n.version ? n.version + (n.protocol ? ' · protocol ' + n.protocol : '') : '—'),
@@ -527,7 +533,7 @@
       const keep = target.value;
       const followers = nodes.filter((n) => n.reachable && n.role === 'follower' && n.voter !== false).map((n) => n.node_id);
       target.replaceChildren(el('option', { value: '', text: 'any healthy follower' }),
-        followers.map((id) => el('option', { value: id, text: id })));
+        ...followers.map((id) => el('option', { value: id, text: id })));
       if (followers.includes(keep)) target.value = keep;
       handover.disabled = !st.leader_id || followers.length === 0;
     }
@@ -627,7 +633,7 @@
               td('ID', el('span', { class: 'mono', text: t.id }), own ? [' ', badge('this session')] : null),
               td('Name', t.name || '—'),
               td('Created', when(t.created_at)),
-              el('td', { class: 'actions-cell', 'data-label': 'Actions' }, revoke));
+              td('Actions', revoke));
           }))));
       } catch (e) {
         tokensBox.replaceChildren(errorBox(e, load));
@@ -750,6 +756,7 @@
 
   function route() {
     runCleanup();
+    if (Date.now() - flashedAt > 1000) $('flash').hidden = true;
     if (!state.csrf) {
       showLogin();
       return;
