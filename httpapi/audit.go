@@ -68,6 +68,8 @@ func (s *Server) auditWho(hr *http.Request, rt *route) *fsm.AuditRecord {
 		if t, ok := s.b.State().AdminTokenByHash(pki.HashToken(tok)); ok {
 			who.TokenID = t.ID
 		}
+	} else {
+		who.TokenID = s.sessionTokenID(hr)
 	}
 	return who
 }
@@ -111,6 +113,8 @@ func auditTarget(body any) string {
 		return c.Token.ID
 	case fsm.RevokeAdminToken:
 		return c.ID
+	case fsm.CreateSession:
+		return c.Session.TokenID
 	}
 	return ""
 }

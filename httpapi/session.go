@@ -97,6 +97,7 @@ func (s *Server) authenticateSession(r *http.Request, secret string) error {
 		// address; an unknown one is refused without a further count.
 		src := sourceIP(r)
 		if wait := s.limit.blockedFor(src); wait > 0 {
+			s.noteRefusal(src, "authenticate", r.URL.Path, "locked_out")
 			return lockedOut(wait, "too many failed authentications from this address")
 		}
 		if s.catchingUp() {
@@ -141,6 +142,7 @@ func (s *Server) prepareLogin(r *request) error {
 	}
 	src := sourceIP(r.Request)
 	if wait := s.limit.blockedFor(src); wait > 0 {
+		s.noteRefusal(src, "authenticate", r.URL.Path, "locked_out")
 		return lockedOut(wait, "too many failed authentications from this address")
 	}
 	if s.catchingUp() {
@@ -148,6 +150,20 @@ func (s *Server) prepareLogin(r *request) error {
 	}
 	s.authFailed(r.Request, src, "console login with an unknown or revoked admin token")
 	return errorf(http.StatusUnauthorized, "unauthorized", "invalid admin token")
+}
+
+// sessionTokenID is the admin token id of the request's session ("" when
+// it has none), for the audit log.
+func (s *Server) sessionTokenID(r *http.Request) string {
+	secret, ok := sessionSecret(r)
+	if !ok {
+		return ""
+	}
+	ses, ok := s.b.State().Session(sessionHash(secret))
+	if !ok {
+		return ""
+	}
+	return ses.TokenID
 }
 
 // adminToken returns the admin token whose secret is tok.
@@ -172,6 +188,9 @@ func (s *Server) login(w http.ResponseWriter, r *request) error {
 	t, ok := s.adminToken(req.Token)
 	if !ok {
 		return errorf(http.StatusUnauthorized, "unauthorized", "invalid admin token")
+	}
+	if r.who != nil {
+		r.who.TokenID = t.ID // the audit record names who logged in
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {

@@ -191,6 +191,33 @@ func TestConsoleSession(t *testing.T) {
 		}
 		return nil
 	})
+	// The audit log names the token behind each console action.
+	agenttest.Eventually(t, 10*time.Second, func() error {
+		st, body, _ := e.call("n1", "GET", "/v1/audit?consistent=true", nil)
+		if st != http.StatusOK {
+			return fmt.Errorf("audit: %d %s", st, body)
+		}
+		var log httpapi.AuditResponse
+		if err := json.Unmarshal(body, &log); err != nil {
+			return err
+		}
+		want := map[string]bool{"create-session": false, "add-peer via-console": false, "delete-session": false}
+		for _, en := range log.Entries {
+			key := en.Action
+			if en.Target == "via-console" {
+				key += " via-console"
+			}
+			if _, ok := want[key]; ok && en.TokenID == ses.TokenID {
+				want[key] = true
+			}
+		}
+		for k, ok := range want {
+			if !ok {
+				return fmt.Errorf("no audit entry %q by token %s", k, ses.TokenID)
+			}
+		}
+		return nil
+	})
 	e.scanSecrets()
 }
 
