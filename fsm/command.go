@@ -82,8 +82,9 @@ const (
 // proposes. Protocol 1 is the first release's set of commands; protocol 2
 // adds the cluster version itself and lets cluster settings change;
 // protocol 3 adds web console sessions; protocol 4 adds the audit log and
-// Apply's text rules (rules.go); protocol 5 adds the NAT setting.
-const ProtocolVersion = 5
+// Apply's text rules (rules.go); protocol 5 adds the NAT setting; protocol
+// 6 adds the VIP mode (Settings.VIPMode, UpdateSettings.VIPMode).
+const ProtocolVersion = 6
 
 // command is one entry of the registration table.
 type command struct {
@@ -383,8 +384,10 @@ type UpdateSettings struct {
 	Keepalive        *int            `json:"keepalive,omitempty"`
 	// NAT turns masquerading on the leader on or off (protocol 5: an
 	// older node would ignore it).
-	NAT *bool     `json:"nat,omitempty" since:"5"`
-	At  time.Time `json:"at"`
+	NAT *bool `json:"nat,omitempty" since:"5"`
+	// VIPMode changes the VIP mode (protocol 6).
+	VIPMode *string   `json:"vip_mode,omitempty" since:"6"`
+	At      time.Time `json:"at"`
 }
 
 // SetClusterVersion raises the cluster version: from then on, nodes may

@@ -264,3 +264,43 @@ func TestClusterVersion(t *testing.T) {
 	}()
 	h.apply(CmdSetClusterVersion, SetClusterVersion{Version: ProtocolVersion + 1, At: t0})
 }
+
+func TestVIPModeGated(t *testing.T) {
+	bgp := VIPModeBGP
+	err := CheckProposable(CmdUpdateSettings, UpdateSettings{VIPMode: &bgp}, 5)
+	if !errors.Is(err, ErrUpgradeRequired) || !strings.Contains(err.Error(), "VIPMode") {
+		t.Fatalf("vip mode at cluster version 5: %v", err)
+	}
+	if err := CheckProposable(CmdUpdateSettings, UpdateSettings{VIPMode: &bgp}, 6); err != nil {
+		t.Fatal(err)
+	}
+	// An init without a mode stays proposable on a fresh cluster (version 1).
+	if err := CheckProposable(CmdInit, Init{Settings: Settings{MTU: 1420}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckProposable(CmdInit, Init{Settings: Settings{VIPMode: bgp}}, 1); !errors.Is(err, ErrUpgradeRequired) {
+		t.Fatalf("init with a vip mode at version 1: %v", err)
+	}
+}
+
+func TestVIPModeRules(t *testing.T) {
+	for _, m := range append([]string{""}, VIPModes...) {
+		if err := ValidateVIPMode(m); err != nil {
+			t.Errorf("%q: %v", m, err)
+		}
+	}
+	for _, m := range []string{"ARP", "bgp ", "l2", "hook;rm"} {
+		if err := ValidateVIPMode(m); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q accepted: %v", m, err)
+		}
+	}
+	arp, hook := VIPModeARP, VIPModeHook
+	s := Settings{}.Updated(UpdateSettings{VIPMode: &hook})
+	if s.Mode() != VIPModeHook {
+		t.Fatalf("mode %q", s.Mode())
+	}
+	// The default is stored as it was before protocol 4: empty.
+	if s = s.Updated(UpdateSettings{VIPMode: &arp}); s.VIPMode != "" || s.Mode() != VIPModeARP {
+		t.Fatalf("arp stored as %q", s.VIPMode)
+	}
+}

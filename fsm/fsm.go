@@ -197,7 +197,8 @@ func validateSettingsCore(st *Settings) error {
 	if st.Endpoint == "" {
 		return fmt.Errorf("%w: endpoint is empty", ErrInvalid)
 	}
-	return nil
+	// Empty in every entry before protocol 5, so older entries pass.
+	return ValidateVIPMode(st.VIPMode)
 }
 
 func (s *state) applyInit(c Init) any {
@@ -619,6 +620,12 @@ func (s Settings) Updated(c UpdateSettings) Settings {
 	}
 	if c.NAT != nil {
 		s.NAT = *c.NAT
+	}
+	if c.VIPMode != nil {
+		s.VIPMode = *c.VIPMode
+		if s.VIPMode == VIPModeARP {
+			s.VIPMode = "" // the default is stored as before protocol 6
+		}
 	}
 	return s
 }

@@ -2,7 +2,10 @@ package fsm
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -46,6 +49,44 @@ type Settings struct {
 	// NAT: the leader masquerades traffic from the pools leaving its NAT
 	// interface and forwards the pools' traffic (package firewall).
 	NAT bool `json:"nat,omitempty"`
+	// VIPMode is how the VIPs reach the leader (see VIPModes); empty means
+	// VIPModeARP, the only behaviour before protocol 6.
+	VIPMode string `json:"vip_mode,omitempty" since:"6"`
+}
+
+// VIP modes: how the network delivers the VIPs to the leader.
+const (
+	// VIPModeARP claims the VIPs on the LAN NIC and announces them with
+	// gratuitous ARP and unsolicited neighbour advertisements (one L2
+	// segment).
+	VIPModeARP = "arp"
+	// VIPModeBGP announces the VIPs as host routes to BGP neighbours.
+	VIPModeBGP = "bgp"
+	// VIPModeHook runs the operator's --vip-hook on acquire and release.
+	VIPModeHook = "hook"
+	// VIPModeHetzner assigns a Hetzner Cloud floating IP to the leader.
+	VIPModeHetzner = "hetzner"
+	// VIPModeAWS associates an AWS Elastic IP with the leader.
+	VIPModeAWS = "aws"
+)
+
+// VIPModes lists the valid VIP modes, the default first.
+var VIPModes = []string{VIPModeARP, VIPModeBGP, VIPModeHook, VIPModeHetzner, VIPModeAWS}
+
+// Mode is the VIP mode in effect: VIPMode, or VIPModeARP when empty.
+func (s Settings) Mode() string {
+	if s.VIPMode == "" {
+		return VIPModeARP
+	}
+	return s.VIPMode
+}
+
+// ValidateVIPMode checks a VIP mode name (empty is the default, arp).
+func ValidateVIPMode(m string) error {
+	if m == "" || slices.Contains(VIPModes, m) {
+		return nil
+	}
+	return fmt.Errorf("%w: VIP mode %q is not one of %s", ErrInvalid, m, strings.Join(VIPModes, ", "))
 }
 
 // ServerAddresses are the server's own tunnel addresses: the first host of

@@ -121,6 +121,10 @@ var (
 		"Enabled peers in the registry.", nil, nil)
 	descPoolFree = prometheus.NewDesc("raftguard_pool_addresses_free",
 		"Free peer addresses in each tunnel pool (capped at 2^63).", []string{"pool"}, nil)
+	descVIPHeld = prometheus.NewDesc("raftguard_vip_held",
+		"1 when the VIP mode really delivers the VIPs to this node (local address held and the mode's acquire succeeded), else 0.", []string{"mode"}, nil)
+	descVIPError = prometheus.NewDesc("raftguard_vip_mode_failing",
+		"1 while the VIP mode's last acquire or release failed and is being retried, else 0.", []string{"mode"}, nil)
 	descInfo = prometheus.NewDesc("raftguard_node_info",
 		"Always 1; labels name the node and its version.", []string{"node_id", "version"}, nil)
 )
@@ -130,7 +134,7 @@ var raftRoles = []string{"leader", "follower", "candidate", "shutdown"}
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRole, descTerm, descLast, descCommit, descApplied,
-		descLeaderChanges, descPeers, descPeersEnabled, descPoolFree, descInfo} {
+		descLeaderChanges, descPeers, descPeersEnabled, descPoolFree, descInfo, descVIPHeld, descVIPError} {
 		ch <- d
 	}
 }
@@ -151,6 +155,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(st.AppliedIndex))
 	ch <- prometheus.MustNewConstMetric(descLeaderChanges, prometheus.CounterValue, float64(b.LeaderChanges()))
 	ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, st.NodeID, version.Version)
+	if st.VIPMode != "" {
+		ch <- prometheus.MustNewConstMetric(descVIPHeld, prometheus.GaugeValue, b2f(st.VIPHeld), st.VIPMode)
+		ch <- prometheus.MustNewConstMetric(descVIPError, prometheus.GaugeValue, b2f(st.VIPError != ""), st.VIPMode)
+	}
 	state := b.State()
 	if state == nil {
 		return
@@ -161,4 +169,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for pool, free := range state.PoolFree() {
 		ch <- prometheus.MustNewConstMetric(descPoolFree, prometheus.GaugeValue, float64(free), pool.String())
 	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -21,13 +21,15 @@ type SettingsView struct {
 	MTU              int            `json:"mtu"`
 	Keepalive        int            `json:"keepalive"`
 	NAT              bool           `json:"nat"`
+	VIPMode          string         `json:"vip_mode"`
 }
 
 func viewSettings(s fsm.Settings) SettingsView {
 	v := SettingsView{
 		PublicKey: s.PublicKey, ListenPort: s.ListenPort, Pool: s.Pool, Pool6: s.Pool6, VIPs: s.VIPs,
 		Endpoint: s.Endpoint, ClientAllowedIPs: s.ClientAllowedIPs, ClientDNS: s.ClientDNS, MTU: s.MTU, Keepalive: s.Keepalive,
-		NAT: s.NAT,
+		NAT:     s.NAT,
+		VIPMode: s.Mode(),
 	}
 	if v.ClientDNS == nil {
 		v.ClientDNS = []string{}
@@ -45,6 +47,7 @@ type SettingsPatch struct {
 	MTU              *int      `json:"mtu,omitempty"`
 	Keepalive        *int      `json:"keepalive,omitempty"`
 	NAT              *bool     `json:"nat,omitempty"`
+	VIPMode          *string   `json:"vip_mode,omitempty"`
 }
 
 func (s *Server) getSettings(w http.ResponseWriter, r *request) error {

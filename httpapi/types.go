@@ -29,7 +29,14 @@ type NodeStatus struct {
 	Dataplane    string `json:"dataplane"`
 	InterfaceUp  bool   `json:"interface_up"`
 	VIPHolder    bool   `json:"vip_holder"`
-	Version      string `json:"version"`
+	// VIPMode is the cluster's VIP mode as this node runs it; VIPHeld
+	// says whether the mode really delivers the VIPs to this node (the
+	// local address is held and the mode's acquire succeeded), and
+	// VIPError is the mode's last failure while it retries.
+	VIPMode  string `json:"vip_mode,omitempty"`
+	VIPHeld  bool   `json:"vip_held"`
+	VIPError string `json:"vip_error,omitempty"`
+	Version  string `json:"version"`
 	// StateDigest is the hex SHA-256 of the node's replicated state (its
 	// snapshot encoding) at StateIndex, the index of the last command its
 	// state machine applied. Nodes holding the same applied state report

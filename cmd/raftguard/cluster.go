@@ -78,6 +78,7 @@ func settingsCommand() *cli.Command {
 				&cli.IntFlag{Name: "keepalive", Usage: "PersistentKeepalive written into client configs (0: off)"},
 				&cli.IntFlag{Name: "mtu", Usage: "interface MTU (1280-9000)"},
 				&cli.BoolFlag{Name: "nat", Usage: "masquerade the pools' traffic leaving the leader (--nat=true or --nat=false)"},
+				&cli.StringFlag{Name: "vip-mode", Usage: "how the VIP reaches the leader: arp, bgp, hook, hetzner or aws (each node needs that mode's own flags)"},
 			},
 			Action: clusterSettingsSet,
 		}},
@@ -123,8 +124,12 @@ func settingsPatch(c *cli.Context) (httpapi.SettingsPatch, error) {
 		v := c.Bool("nat")
 		p.NAT = &v
 	}
+	if c.IsSet("vip-mode") {
+		v := c.String("vip-mode")
+		p.VIPMode = &v
+	}
 	if p == (httpapi.SettingsPatch{}) {
-		return p, errors.New("nothing to change: give at least one of --endpoint, --client-allowed-ips, --client-dns, --keepalive, --mtu, --nat")
+		return p, errors.New("nothing to change: give at least one of --endpoint, --client-allowed-ips, --client-dns, --keepalive, --mtu, --nat, --vip-mode")
 	}
 	return p, nil
 }

@@ -103,7 +103,18 @@ func formatCreatedPeer(r httpapi.CreatePeerResponse) (stdout, note string) {
 
 func formatCluster(st httpapi.ClusterStatus) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "leader: %s   term: %d   VIP holder: %s   cluster version: %d\n\n", orDash(st.LeaderID), st.Term, orDash(st.VIPHolder), max(st.ClusterVersion, 1))
+	mode := ""
+	for _, n := range st.Nodes {
+		if n.Reachable && n.VIPMode != "" {
+			mode = n.VIPMode
+			break
+		}
+	}
+	if mode != "" {
+		mode = "   VIP mode: " + mode
+	}
+	fmt.Fprintf(&b, "leader: %s   term: %d   VIP holder: %s%s   cluster version: %d\n\n", orDash(st.LeaderID), st.Term, orDash(st.VIPHolder), mode, max(st.ClusterVersion, 1))
+	var notes []string
 	rows := [][]string{{"NODE", "ROLE", "VOTER", "RAFT", "API", "LAST", "APPLIED", "VIP", "INTERFACE", "VERSION", "PROTOCOL", "STATE"}}
 	for _, n := range st.Nodes {
 		role, iface := n.Role, "down"
@@ -121,10 +132,30 @@ func formatCluster(st httpapi.ClusterStatus) string {
 			proto = fmt.Sprint(n.NodeProtocol())
 		}
 		rows = append(rows, []string{n.NodeID, role, yesNo(n.Voter), orDash(n.RaftAddr), orDash(n.APIAddr),
-			fmt.Sprint(n.LastIndex), fmt.Sprint(n.AppliedIndex), yesNo(n.VIPHolder), iface, orDash(n.Version), proto, shortDigest(n.StateDigest)})
+			fmt.Sprint(n.LastIndex), fmt.Sprint(n.AppliedIndex), vipCell(n.NodeStatus), iface, orDash(n.Version), proto, shortDigest(n.StateDigest)})
+		if n.VIPError != "" {
+			notes = append(notes, fmt.Sprintf("%s: VIP mode %s failing, retrying: %s", n.NodeID, n.VIPMode, n.VIPError))
+		}
 	}
 	b.WriteString(table(rows))
+	for _, n := range notes {
+		b.WriteString(n + "\n")
+	}
 	return b.String()
+}
+
+// vipCell says whether a node holds the VIP: "yes" when it claims it and
+// its VIP mode really delivers it, "pending" when it claims it but the mode
+// has not (yet) succeeded, "no" otherwise. A node that does not report a
+// mode (an older version) shows its claim alone.
+func vipCell(n httpapi.NodeStatus) string {
+	switch {
+	case !n.VIPHolder:
+		return "no"
+	case n.VIPMode == "" || n.VIPHeld:
+		return "yes"
+	}
+	return "pending"
 }
 
 // shortDigest is the first 12 hex digits of a state digest: enough to see
@@ -161,6 +192,7 @@ func formatSettings(s httpapi.SettingsView) string {
 		{"MTU:", fmt.Sprint(s.MTU)},
 		{"keepalive:", fmt.Sprint(s.Keepalive)},
 		{"NAT:", onOff(s.NAT)},
+		{"VIP mode:", orDash(s.VIPMode)},
 	})
 }
 

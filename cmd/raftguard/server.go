@@ -66,6 +66,9 @@ func serverFlags() []cli.Flag {
 		cluster(&cli.IntFlag{Name: "mtu", Usage: "interface MTU", EnvVars: envVar("mtu"), DefaultText: "1420"}),
 		cluster(&cli.IntFlag{Name: "keepalive", Usage: "PersistentKeepalive written into client configs", EnvVars: envVar("keepalive"), DefaultText: "25"}),
 		cluster(&cli.BoolFlag{Name: "nat", Usage: "masquerade traffic from the pools leaving the leader (nftables, follows the leader)", EnvVars: envVar("nat")}),
+		cluster(str("vip-mode", "how the VIP reaches the leader: arp (L2: GARP/NA), bgp, hook, hetzner or aws", "arp")),
+		&cli.StringFlag{Name: "vip-hook", Usage: "hook mode: program run (no shell) as PATH acquire|release VIP NODE_ID; absolute path", EnvVars: envVar("vip-hook"), Category: "VIP modes (node-local)"},
+		&cli.DurationFlag{Name: "vip-hook-timeout", Usage: "hook mode: bound of one run of --vip-hook; its process group is killed after it", EnvVars: envVar("vip-hook-timeout"), DefaultText: "10s", Category: "VIP modes (node-local)"},
 		dur("raft-heartbeat-timeout", "follower's wait for the leader before an election (250ms..500ms)", "250ms"),
 		dur("raft-election-timeout", "candidate's wait for votes", "250ms"),
 		dur("raft-lease-timeout", "leader steps down after this long without a quorum", "200ms"),
@@ -102,7 +105,12 @@ func serverConfig(c *cli.Context) agent.Config {
 		Bootstrap:    c.Bool("bootstrap"),
 		Join:         c.StringSlice("join"),
 		Token:        c.String("token"),
+		VIPModes: agent.VIPModeFlags{
+			Hook:        c.String("vip-hook"),
+			HookTimeout: c.Duration("vip-hook-timeout"),
+		},
 		Cluster: agent.ClusterFlags{
+			VIPMode:          c.String("vip-mode"),
 			VIPs:             c.StringSlice("vip"),
 			Endpoint:         c.String("endpoint"),
 			ListenPort:       c.Int("listen-port"),

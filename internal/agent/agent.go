@@ -59,7 +59,7 @@ type Agent struct {
 	loop       *reconcile.Loop // nil with --dataplane none
 	vips       *vip.Manager
 	vipIface   string
-	recVIPs    *recordedVIPs
+	recVIPs    *vipModes
 	claims     *claims // what this node claims on the host, recorded in the data dir
 	loopCancel context.CancelFunc
 	loopDone   chan struct{}
@@ -252,6 +252,11 @@ func (a *Agent) resolveNode() error {
 	n.NATInterface = pick(a.cfg.NATInterface, stored.NATInterface, "")
 	n.WGInterface = pick(a.cfg.WGInterface, stored.WGInterface, DefaultWGInterface)
 	n.Dataplane = pick(a.cfg.Dataplane, stored.Dataplane, DefaultDataplane)
+	n.VIPHook = pick(a.cfg.VIPModes.Hook, stored.VIPHook, "")
+	n.VIPHookTimeout = stored.VIPHookTimeout
+	if a.cfg.VIPModes.HookTimeout > 0 {
+		n.VIPHookTimeout = int64(a.cfg.VIPModes.HookTimeout)
+	}
 	a.node = n
 	a.cfg.Dataplane = n.Dataplane
 	return nil
@@ -385,7 +390,8 @@ func (a *Agent) leaderDuties(caughtUp *uint64) error {
 		*caughtUp = term
 	}
 	pending := filepath.Join(a.cfg.DataDir, pendingInitFile)
-	if !a.state.Initialized() && fileExists(pending) {
+	// (Also when initialized: the VIP mode may still be due.)
+	if fileExists(pending) {
 		if err := a.finishBootstrap(pending); err != nil {
 			return err
 		}
@@ -609,6 +615,11 @@ func (a *Agent) Status() httpapi.NodeStatus {
 		if ls.Kind != "" {
 			st.Dataplane = ls.Kind
 		}
+	}
+	if a.recVIPs != nil && a.state.Initialized() {
+		ms := a.recVIPs.status()
+		st.VIPMode, st.VIPError = ms.Mode, ms.Error
+		st.VIPHeld = st.VIPHolder && ms.Held
 	}
 	return st
 }

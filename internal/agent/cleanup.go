@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/raftguard/raftguard/dataplane"
 	"github.com/raftguard/raftguard/firewall"
@@ -37,6 +38,8 @@ type claimRecord struct {
 	// NATTable names the nftables table (package firewall) while this
 	// node may hold it.
 	NATTable string `json:"nat_table,omitempty"`
+	// Hook: the hook mode's acquire ran and its release has not yet.
+	Hook *hookClaim `json:"hook,omitempty"`
 }
 
 // claims keeps claimsFileName in step with what the node claims.
@@ -149,6 +152,17 @@ func cleanupLeftovers(dataDir string, n nodeFile, log *slog.Logger) ([]string, e
 		removed = append(removed, r...)
 		if err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if rec.Hook != nil {
+		timeout := vip.DefaultHookTimeout
+		if n.VIPHookTimeout > 0 {
+			timeout = time.Duration(n.VIPHookTimeout)
+		}
+		r, err := runHookRelease(rec.Hook, timeout, log)
+		removed = append(removed, r...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("VIP hook release: %w", err))
 		}
 	}
 	// The recorded interface, and the configured one unless the node runs

@@ -29,7 +29,7 @@ func NodeTokenID(nodeID string) string { return "node-" + nodeID }
 // the rules bootstrap applies (fsm.ValidateSettings), and returns the new
 // settings.
 func (a *Agent) UpdateSettings(p httpapi.SettingsPatch) (fsm.Settings, error) {
-	c := fsm.UpdateSettings{Endpoint: p.Endpoint, MTU: p.MTU, Keepalive: p.Keepalive, NAT: p.NAT, At: time.Now().UTC()}
+	c := fsm.UpdateSettings{Endpoint: p.Endpoint, MTU: p.MTU, Keepalive: p.Keepalive, NAT: p.NAT, VIPMode: p.VIPMode, At: time.Now().UTC()}
 	if p.ClientAllowedIPs != nil {
 		allowed := []netip.Prefix{}
 		for _, s := range SplitList(*p.ClientAllowedIPs) {

@@ -55,6 +55,10 @@ type Config struct {
 	// plane's own limit; none without a data plane).
 	PeerLimit int
 
+	// VIPModes holds the node-local settings of the VIP modes (the hook,
+	// BGP, cloud credentials); never replicated.
+	VIPModes VIPModeFlags
+
 	Bootstrap bool
 	Join      []string
 	Token     string
@@ -84,6 +88,16 @@ type ClusterFlags struct {
 	MTU              int
 	Keepalive        *int
 	NAT              bool
+	// VIPMode is how the VIPs reach the leader (fsm.VIPModes; "" is arp).
+	VIPMode string
+}
+
+// VIPModeFlags are the node-local settings of the VIP modes.
+type VIPModeFlags struct {
+	// Hook is the program the hook mode runs (absolute path); HookTimeout
+	// bounds one run (default vip.DefaultHookTimeout).
+	Hook        string
+	HookTimeout time.Duration
 }
 
 // RaftTuning overrides raftnode's defaults; zero keeps them.
@@ -107,6 +121,10 @@ type nodeFile struct {
 	NATInterface string `json:"nat_interface,omitempty"`
 	WGInterface  string `json:"wg_interface"`
 	Dataplane    string `json:"dataplane"`
+	// VIPHook and VIPHookTimeout (nanoseconds) are the hook mode's
+	// node-local settings.
+	VIPHook        string `json:"vip_hook,omitempty"`
+	VIPHookTimeout int64  `json:"vip_hook_timeout,omitempty"`
 	// Bound addresses as other nodes reach them (ports resolved).
 	RaftAdvertise string `json:"raft_advertise"`
 	APIAdvertise  string `json:"api_advertise"`
@@ -288,6 +306,12 @@ func settingsFromFlags(c ClusterFlags) (fsm.Settings, error) {
 		s.Keepalive = *c.Keepalive
 	}
 	s.NAT = c.NAT
+	if err := fsm.ValidateVIPMode(c.VIPMode); err != nil {
+		return s, fmt.Errorf("--vip-mode: %w", err)
+	}
+	if c.VIPMode != fsm.VIPModeARP {
+		s.VIPMode = c.VIPMode // the default is stored as before protocol 6: empty
+	}
 	s.Endpoint = c.Endpoint
 	if s.Endpoint == "" {
 		s.Endpoint = net.JoinHostPort(s.VIPs[0].Addr().String(), strconv.Itoa(s.ListenPort))

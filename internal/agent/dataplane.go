@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/raftguard/raftguard/dataplane"
@@ -52,7 +51,7 @@ func (a *Agent) cleanLeftovers() error {
 	a.vips = vm
 	a.vipIface = iface
 	a.claims = &claims{path: filepath.Join(a.cfg.DataDir, claimsFileName)}
-	a.recVIPs = &recordedVIPs{Manager: vm, claims: a.claims}
+	a.recVIPs = &vipModes{a: a, local: vm, claims: a.claims, log: a.cfg.Logger.With("component", "vip")}
 	return a.claims.update(func(r *claimRecord) {
 		r.VIPInterface, r.WGInterface = iface, a.node.WGInterface
 	})
@@ -115,6 +114,7 @@ func (a *Agent) stopDataplane() {
 	}
 	a.loopCancel()
 	<-a.loopDone
+	a.recVIPs.close()
 	if err := a.loop.Close(); err != nil {
 		a.log.Warn("removing the interface", "err", err)
 	} else if err := a.claims.remove(); err != nil {
@@ -169,27 +169,4 @@ func (n agentNode) HandOver() error {
 	defer cancel()
 	_, err := n.a.TransferLeadership(ctx, "")
 	return err
-}
-
-// recordedVIPs records the VIPs in the claims record before it claims them.
-type recordedVIPs struct {
-	*vip.Manager
-	claims *claims
-}
-
-// Claim records the VIPs, then claims them.
-func (r *recordedVIPs) Claim(vips []netip.Prefix) (bool, error) {
-	if err := r.claims.update(func(c *claimRecord) { c.VIPs = slices.Clone(vips) }); err != nil {
-		return false, err
-	}
-	return r.Manager.Claim(vips)
-}
-
-// Release releases the VIPs and takes them off the record.
-func (r *recordedVIPs) Release(vips []netip.Prefix) (bool, error) {
-	changed, err := r.Manager.Release(vips)
-	if err == nil {
-		err = r.claims.update(func(c *claimRecord) { c.VIPs = nil })
-	}
-	return changed, err
 }

@@ -123,10 +123,23 @@ func (a *Agent) finishBootstrap(path string) error {
 	if err := json.Unmarshal(b, &init); err != nil {
 		return fmt.Errorf("%s is damaged: %w", path, err)
 	}
+	// A fresh cluster runs cluster version 1 until its first node raises
+	// it: the VIP mode (protocol 6) follows the init as a settings change.
+	mode := init.Settings.VIPMode
+	init.Settings.VIPMode = ""
 	if _, err := a.Apply(fsm.CmdInit, init); err != nil && !errors.Is(err, fsm.ErrAlreadyInitialized) {
 		return fmt.Errorf("initialize cluster: %w", err)
 	}
 	a.log.Info("cluster initialized", "node_id", a.node.NodeID)
+	if mode != "" && a.state.Settings().VIPMode != mode {
+		if err := a.raiseClusterVersion(); err != nil {
+			return err
+		}
+		if _, err := a.Apply(fsm.CmdUpdateSettings, fsm.UpdateSettings{VIPMode: &mode, At: time.Now().UTC()}); err != nil {
+			return fmt.Errorf("set the VIP mode: %w", err)
+		}
+		a.log.Info("VIP mode set", "vip_mode", mode)
+	}
 	return os.Remove(path)
 }
 

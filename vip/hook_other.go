@@ -1,0 +1,9 @@
+//go:build !unix
+
+package vip
+
+import "os/exec"
+
+// setProcessGroup leaves cmd as it is: only its own process is killed on
+// timeout.
+func setProcessGroup(cmd *exec.Cmd) {}
