@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftguard/raftguard/internal/netlab"
 	"github.com/raftguard/raftguard/raftnode"
 )
 
@@ -17,6 +18,7 @@ import (
 //   - every wait for a condition (poll's deadline),
 //   - the speed targets: client outages, takeover and release times, the
 //     propagation of a change (scaled() at each assertion),
+//   - the lab tooling's waits (netlab.WaitScale),
 //   - the lab servers' Raft timeouts (heartbeat, election, leader lease), so
 //     that an emulated CPU does not mistake its own slowness for a dead
 //     leader.
@@ -35,6 +37,9 @@ var timeScaleOnce = sync.OnceValue(func() float64 {
 	}
 	return f
 })
+
+// The lab tooling waits as long (a tool starting, a link coming up).
+func init() { netlab.WaitScale = timeScale() }
 
 // timeScale returns RAFTGUARD_TEST_TIME_SCALE (1 when unset).
 func timeScale() float64 { return timeScaleOnce() }

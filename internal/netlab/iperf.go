@@ -143,7 +143,7 @@ func (h *Host) StartIperfServer(port int) (*Proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(patience(10 * time.Second))
 	for {
 		out, err := h.Run(context.Background(), "ss", "-Htln", "sport", "= :"+strconv.Itoa(port))
 		if err == nil && out != "" {
@@ -154,7 +154,7 @@ func (h *Host) StartIperfServer(port int) (*Proc, error) {
 		}
 		if time.Now().After(deadline) {
 			_ = p.Stop(syscall.SIGTERM, 3*time.Second)
-			return nil, fmt.Errorf("netlab: iperf3 server in %s not listening on %d after 10s", h.name, port)
+			return nil, fmt.Errorf("netlab: iperf3 server in %s not listening on %d after %v", h.name, port, patience(10*time.Second))
 		}
 		time.Sleep(20 * time.Millisecond) // poll interval
 	}

@@ -38,8 +38,20 @@ var LabRanges = []netip.Prefix{
 	netip.MustParsePrefix("fd00::/8"),
 }
 
-// cmdTimeout bounds each configuration command the lab runs.
+// cmdTimeout bounds each configuration command the lab runs (stretched by
+// WaitScale).
 const cmdTimeout = 30 * time.Second
+
+// WaitScale stretches every wait of the package (a tool starting, a link
+// coming up, a command finishing). A test on a slow machine (make
+// test-kernel's VM emulates its CPU) sets it above 1 before building a lab;
+// it is read, never written, by the package.
+var WaitScale = 1.0
+
+// patience stretches d by WaitScale.
+func patience(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * max(WaitScale, 1))
+}
 
 // wgSocketDir is where wireguard-go puts its control sockets (one
 // directory for the whole machine, whatever the namespace).
@@ -233,7 +245,7 @@ func (l *Lab) AddHost(name string, v4, v6 netip.Prefix) (*Host, error) {
 	}
 	// The kernel marks a new link operationally up (and only then
 	// readies IPv6 on it) up to a second after it is set up.
-	if err := h.waitOperUp(10 * time.Second); err != nil {
+	if err := h.waitOperUp(patience(10 * time.Second)); err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -275,7 +287,7 @@ func (h *Host) LinkUp() error {
 	if err := h.lab.ipBatch([]string{"-n", h.lab.sw, "link", "set", h.port, "up"}); err != nil {
 		return err
 	}
-	return h.waitOperUp(10 * time.Second)
+	return h.waitOperUp(patience(10 * time.Second))
 }
 
 // isolateTables are the nftables tables of Isolate: an inet table for IP
@@ -312,7 +324,7 @@ func (h *Host) Heal() error {
 
 // nft loads rules into the host's nftables (atomically).
 func (h *Host) nft(rules string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), patience(cmdTimeout))
 	defer cancel()
 	cmd := h.Command(ctx, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(rules)
@@ -422,7 +434,7 @@ func (l *Lab) ipBatch(cmds ...[]string) error {
 // run runs a command to completion (bounded by cmdTimeout) and returns its
 // combined output.
 func (l *Lab) run(ctx context.Context, name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, cmdTimeout)
+	ctx, cancel := context.WithTimeout(ctx, patience(cmdTimeout))
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.WaitDelay = time.Second

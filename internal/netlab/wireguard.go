@@ -77,7 +77,7 @@ func (c *WGClient) setup(cfg *wgQuick) error {
 	ctx := context.Background()
 	// Wait for wireguard-go's interface and control socket.
 	sock := filepath.Join(wgSocketDir, c.name+".sock")
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(patience(10 * time.Second))
 	for {
 		_, statErr := os.Stat(sock)
 		if statErr == nil && h.lab.linkExists(h.ns, c.name) {
@@ -87,7 +87,7 @@ func (c *WGClient) setup(cfg *wgQuick) error {
 			return fmt.Errorf("netlab: wireguard-go %s exited: %v\n%s", c.name, c.proc.Wait(), c.proc.Output())
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("netlab: wireguard-go did not create %s within 10s\n%s", c.name, c.proc.Output())
+			return fmt.Errorf("netlab: wireguard-go did not create %s within %v\n%s", c.name, patience(10*time.Second), c.proc.Output())
 		}
 		time.Sleep(20 * time.Millisecond) // poll interval
 	}
