@@ -55,6 +55,10 @@ test: fmt-check vet
 test-race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...
 
+## screenshots: the web console's browser suite, writing docs/console-*.png (needs chromium)
+screenshots:
+	RAFTGUARD_SCREENSHOTS=$(CURDIR)/docs $(GO) test -count=1 -run TestConsoleInBrowser -v ./test
+
 ## lint: gofmt check, go vet, staticcheck
 lint: fmt-check vet staticcheck tidy-check
 

@@ -101,10 +101,7 @@
 
   // ---- helpers ----
 
-  let flashedAt = 0;
-
   function flash(msg, isError) {
-    flashedAt = Date.now();
     const f = $('flash');
     f.textContent = msg;
     f.className = isError ? 'flash error' : 'flash';
@@ -713,9 +710,11 @@
       const [lDNS, dns] = field('set-dns', 'Client DNS', 'DNS servers written into client configs, comma-separated; empty for none.', list(st.client_dns));
       const [lMTU, mtu] = field('set-mtu', 'MTU', '1280–9000.', String(st.mtu), 'number');
       const [lKeep, keep] = field('set-keepalive', 'Persistent keepalive (seconds)', '0 turns it off.', String(st.keepalive), 'number');
+      const nat = el('input', { type: 'checkbox', id: 'set-nat', checked: !!st.nat });
+      const lNAT = 'nat' in st ? el('label', { class: 'check', for: 'set-nat' }, nat, 'NAT: masquerade the pools\' traffic leaving the leader (road warriors reaching the internet)') : null;
       const save = el('button', { type: 'submit', id: 'settings-save', text: 'Save changes' });
       const result = el('div', { 'aria-live': 'polite' });
-      const form = el('form', { class: 'stack card', id: 'settings-form' }, el('h2', { text: 'Change' }), lEndpoint, lAllowed, lDNS, lMTU, lKeep, el('div', { class: 'actions left' }, save), result);
+      const form = el('form', { class: 'stack card', id: 'settings-form' }, el('h2', { text: 'Change' }), lEndpoint, lAllowed, lDNS, lMTU, lKeep, lNAT, el('div', { class: 'actions left' }, save), result);
       form.addEventListener('submit', busy(save, 'Saving…', async () => {
         const patch = {};
         if (endpoint.value.trim() !== st.endpoint) patch.endpoint = endpoint.value.trim();
@@ -723,6 +722,7 @@
         if (list(splitList(dns.value)) !== list(st.client_dns)) patch.client_dns = splitList(dns.value);
         if (Number(mtu.value) !== st.mtu) patch.mtu = Number(mtu.value);
         if (Number(keep.value) !== st.keepalive) patch.keepalive = Number(keep.value);
+        if ('nat' in st && nat.checked !== !!st.nat) patch.nat = nat.checked;
         if (Object.keys(patch).length === 0) {
           result.replaceChildren(el('p', { class: 'muted', text: 'Nothing changed.' }));
           return;
@@ -756,7 +756,7 @@
 
   function route() {
     runCleanup();
-    if (Date.now() - flashedAt > 1000) $('flash').hidden = true;
+    $('flash').hidden = true;
     if (!state.csrf) {
       showLogin();
       return;
