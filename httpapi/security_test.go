@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftguard/raftguard/fsm"
+	"github.com/raftguard/raftguard/internal/agent/agenttest"
 	"github.com/raftguard/raftguard/internal/pki"
 	"github.com/raftguard/raftguard/internal/wgkey"
 )
@@ -245,5 +247,34 @@ func TestStrictJSONKeys(t *testing.T) {
 	// Nested objects and arrays are checked too, and ordinary bodies pass.
 	if st, resp, _ := e.call("n2", "POST", "/v1/peers", []byte(`{"name":"ok","allowed_ips":["172.16.0.0/16"],"enabled":true}`)); st != http.StatusCreated {
 		t.Fatalf("ordinary create: %d %s", st, resp)
+	}
+}
+
+// TestSettingsChangeRefusesInjection: the settings route applies the same
+// rules as bootstrap and restore, through any node.
+func TestSettingsChangeRefusesInjection(t *testing.T) {
+	e := newEnv(t)
+	e.create("n1", "a")
+	agenttest.Eventually(t, 15*time.Second, func() error {
+		if v := e.leader().State().ClusterVersion(); v < fsm.CommandSince(fsm.CmdUpdateSettings) {
+			return fmt.Errorf("cluster version %d", v)
+		}
+		return nil
+	})
+	before := e.converged()
+	for _, patch := range []map[string]any{
+		{"client_dns": []string{"1.1.1.1\nPreUp = id > owned"}},
+		{"endpoint": "192.0.2.10:51820\nPostUp = touch owned"},
+		{"endpoint": "vpn.example.com"},
+		{"client_dns": []string{"a b"}},
+	} {
+		for _, id := range nodeIDs {
+			if st, body, _ := e.call(id, "PATCH", "/v1/cluster/settings", patch); st != http.StatusBadRequest {
+				t.Errorf("settings %v via %s: %d %s", patch, id, st, body)
+			}
+		}
+	}
+	if d := e.converged(); d != before {
+		t.Fatal("a refused settings change changed the state")
 	}
 }
