@@ -46,15 +46,7 @@ func (id *Identity) PeerClientConfig() (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		RootCAs:      pool,
-		// Chain verification is done by VerifyConnection below, against
-		// the cluster CA only and without a host name check.
-		InsecureSkipVerify: true, //nolint:gosec // verified in VerifyConnection
-		VerifyConnection:   verifyChain(pool, x509.ExtKeyUsageServerAuth),
-	}, nil
+	return verifyingClient(tls.VersionTLS13, []tls.Certificate{cert}, verifyChain(pool, x509.ExtKeyUsageServerAuth)), nil
 }
 
 // APIServerConfig returns the HTTPS configuration of the API. The server
@@ -89,13 +81,25 @@ func CAClientConfig(caPEM []byte) (*tls.Config, error) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
-	return &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		CipherSuites:       APICipherSuites,
-		RootCAs:            pool,
+	return verifyingClient(tls.VersionTLS12, nil, verifyChain(pool, x509.ExtKeyUsageServerAuth)), nil
+}
+
+// verifyingClient is every client configuration of this package: TLS from
+// minVersion (TLS 1.2 with APICipherSuites only), presenting certs, and
+// verifying the server with verify instead of Go's default, which would
+// also check a host name (node certificates name the node, not the address
+// a caller happens to use).
+func verifyingClient(minVersion uint16, certs []tls.Certificate, verify func(tls.ConnectionState) error) *tls.Config {
+	c := &tls.Config{
+		MinVersion:         minVersion,
+		Certificates:       certs,
 		InsecureSkipVerify: true, //nolint:gosec // verified in VerifyConnection
-		VerifyConnection:   verifyChain(pool, x509.ExtKeyUsageServerAuth),
-	}, nil
+		VerifyConnection:   verify,
+	}
+	if minVersion < tls.VersionTLS13 {
+		c.CipherSuites = APICipherSuites
+	}
+	return c
 }
 
 // verifyChain returns a VerifyConnection callback that verifies the peer's
@@ -105,19 +109,24 @@ func verifyChain(roots *x509.CertPool, usage x509.ExtKeyUsage) func(tls.Connecti
 		if len(cs.PeerCertificates) == 0 {
 			return fmt.Errorf("no certificate presented: %w", ErrUntrustedPeer)
 		}
-		inter := x509.NewCertPool()
-		for _, c := range cs.PeerCertificates[1:] {
-			inter.AddCert(c)
-		}
-		if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
-			Roots:         roots,
-			Intermediates: inter,
-			KeyUsages:     []x509.ExtKeyUsage{usage},
-		}); err != nil {
+		if err := verifyLeaf(cs.PeerCertificates, roots, usage, nil); err != nil {
 			return fmt.Errorf("%w: %v", ErrUntrustedPeer, err)
 		}
 		return nil
 	}
+}
+
+// verifyLeaf verifies chain[0] against roots, with the rest of the chain
+// but root as intermediates.
+func verifyLeaf(chain []*x509.Certificate, roots *x509.CertPool, usage x509.ExtKeyUsage, root *x509.Certificate) error {
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		if c != root {
+			inter.AddCert(c)
+		}
+	}
+	_, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}})
+	return err
 }
 
 // PinnedClientConfig returns the client configuration of a node that joins
@@ -127,50 +136,34 @@ func verifyChain(roots *x509.CertPool, usage x509.ExtKeyUsage) func(tls.Connecti
 // Otherwise the handshake fails with an error wrapping ErrCAMismatch.
 func PinnedClientConfig(fp string) *tls.Config {
 	fp = strings.ToLower(strings.TrimSpace(fp))
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		CipherSuites: APICipherSuites,
-		// Verification is done by VerifyConnection against the pinned CA.
-		InsecureSkipVerify: true, //nolint:gosec // verified in VerifyConnection
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return fmt.Errorf("%w: the server presented no certificate", ErrCAMismatch)
+	return verifyingClient(tls.VersionTLS12, nil, func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return fmt.Errorf("%w: the server presented no certificate", ErrCAMismatch)
+		}
+		var pinned *x509.Certificate
+		for _, c := range cs.PeerCertificates {
+			if Fingerprint(c) == fp {
+				pinned = c
+				break
 			}
-			var pinned *x509.Certificate
-			for _, c := range cs.PeerCertificates {
-				if Fingerprint(c) == fp {
-					pinned = c
-					break
-				}
+		}
+		if pinned == nil {
+			got := "none"
+			if n := len(cs.PeerCertificates); n > 1 {
+				got = Fingerprint(cs.PeerCertificates[n-1])
 			}
-			if pinned == nil {
-				got := "none"
-				if n := len(cs.PeerCertificates); n > 1 {
-					got = Fingerprint(cs.PeerCertificates[n-1])
-				}
-				return fmt.Errorf("%w (token expects CA %s, server presented CA %s)", ErrCAMismatch, fp, got)
-			}
-			if !pinned.IsCA {
-				return fmt.Errorf("%w: the certificate with fingerprint %s is not a CA", ErrCAMismatch, fp)
-			}
-			roots := x509.NewCertPool()
-			roots.AddCert(pinned)
-			inter := x509.NewCertPool()
-			for _, c := range cs.PeerCertificates[1:] {
-				if c != pinned {
-					inter.AddCert(c)
-				}
-			}
-			if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
-				Roots:         roots,
-				Intermediates: inter,
-				KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-			}); err != nil {
-				return fmt.Errorf("%w: server certificate does not verify against CA %s: %v", ErrCAMismatch, fp, err)
-			}
-			return nil
-		},
-	}
+			return fmt.Errorf("%w (token expects CA %s, server presented CA %s)", ErrCAMismatch, fp, got)
+		}
+		if !pinned.IsCA {
+			return fmt.Errorf("%w: the certificate with fingerprint %s is not a CA", ErrCAMismatch, fp)
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(pinned)
+		if err := verifyLeaf(cs.PeerCertificates, roots, x509.ExtKeyUsageServerAuth, pinned); err != nil {
+			return fmt.Errorf("%w: server certificate does not verify against CA %s: %v", ErrCAMismatch, fp, err)
+		}
+		return nil
+	})
 }
 
 // APICipherSuites are the TLS 1.2 suites the API accepts: ECDHE key
