@@ -88,6 +88,21 @@ func newManager(iface string, log *slog.Logger, ns netns.NsHandle) (*Manager, er
 	return m, nil
 }
 
+// lock opens Claim, Release and Renew: it checks and normalizes vips and
+// takes m.mu, which the caller releases with unlock.
+func (m *Manager) lock(vips []netip.Prefix) (want []netip.Prefix, unlock func(), err error) {
+	want, err = normalize(vips)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, nil, ErrClosed
+	}
+	return want, m.mu.Unlock, nil
+}
+
 // Claim adds every VIP in vips that the interface does not hold yet (IPv6
 // ones without duplicate address detection, so they are usable at once)
 // and reports whether it added any. Each is added with a kernel lifetime of
@@ -106,15 +121,11 @@ func newManager(iface string, log *slog.Logger, ns netns.NsHandle) (*Manager, er
 // announced and the errors are returned together. An announcement that
 // fails is reported with ErrAnnounce, and the next Claim tries it again.
 func (m *Manager) Claim(vips []netip.Prefix) (changed bool, err error) {
-	want, err := normalize(vips)
+	want, unlock, err := m.lock(vips)
 	if err != nil {
 		return false, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return false, ErrClosed
-	}
+	defer unlock()
 	link, have, err := m.linkAddrs()
 	if err != nil {
 		return false, err
@@ -164,15 +175,11 @@ func (m *Manager) Claim(vips []netip.Prefix) (changed bool, err error) {
 // Release runs) is not an error; any other netlink error is returned,
 // after the remaining VIPs have been tried.
 func (m *Manager) Release(vips []netip.Prefix) (changed bool, err error) {
-	want, err := normalize(vips)
+	want, unlock, err := m.lock(vips)
 	if err != nil {
 		return false, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return false, ErrClosed
-	}
+	defer unlock()
 	m.stopRepeats()
 	m.announced = nil
 
@@ -211,15 +218,11 @@ func (m *Manager) Release(vips []netip.Prefix) (changed bool, err error) {
 // quorum: the lease is what removes the VIP from a node whose process died
 // or froze.
 func (m *Manager) Renew(vips []netip.Prefix) (all bool, err error) {
-	want, err := normalize(vips)
+	want, unlock, err := m.lock(vips)
 	if err != nil {
 		return false, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return false, ErrClosed
-	}
+	defer unlock()
 	link, have, err := m.linkAddrs()
 	if err != nil {
 		return false, err
@@ -264,15 +267,11 @@ func (m *Manager) leased(n *net.IPNet) *netlink.Addr {
 // Held reports whether the interface holds every VIP in vips now (true for
 // an empty list).
 func (m *Manager) Held(vips []netip.Prefix) (bool, error) {
-	want, err := normalize(vips)
+	want, unlock, err := m.lock(vips)
 	if err != nil {
 		return false, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return false, ErrClosed
-	}
+	defer unlock()
 	_, have, err := m.linkAddrs()
 	if err != nil {
 		return false, err
