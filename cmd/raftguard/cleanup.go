@@ -12,13 +12,14 @@ import (
 func cleanupCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "cleanup",
-		Usage: "offline, on one node: remove the VIPs, WireGuard interface, routing and NAT table its data dir records as claimed",
+		Usage: "offline, on one node: remove the VIPs, WireGuard interface, routing, fence and NAT table its data dir records as claimed",
 		Description: "Run it after the node's raftguard process has ended (the systemd unit runs it as\n" +
 			"ExecStopPost, also after a crash or SIGKILL). It removes what the data dir records\n" +
 			"as claimed on this host: every VIP on the VIP interface, the WireGuard interface,\n" +
-			"the kernel data plane's source routing (fwmark rules and routing table) and a stale\n" +
-			"control socket, and the NAT table (nftables inet raftguard). It is idempotent and exits 0 when nothing is left; it refuses to\n" +
-			"run while a raftguard process uses the data dir.",
+			"the kernel data plane's source routing (fwmark rules and routing table) and source\n" +
+			"fence (nftables inet raftguard_fence), a stale control socket, and the NAT table\n" +
+			"(nftables inet raftguard). It is idempotent and exits 0 when nothing is left; it\n" +
+			"refuses to run while a raftguard process uses the data dir.",
 		Flags: []cli.Flag{
 			// Also accepted after the command; the global --data-dir works too.
 			&cli.StringFlag{Name: "data-dir", Usage: "the node's data dir", EnvVars: envVar("data-dir"), DefaultText: agent.DefaultDataDir},

@@ -88,10 +88,11 @@ var ErrDataDirInUse = errors.New("data dir is in use by a running raftguard proc
 // claimed on the host: the VIPs on its VIP interface, its WireGuard
 // interface (a kernel WireGuard link outlives a killed process, up and
 // keyed), the kernel data plane's source routing (fwmark rules and routing
-// table), a stale control socket of the userspace one and the NAT table. It returns what
-// it removed. It is idempotent: with nothing left (or no data dir at all)
-// it removes nothing and returns no error. It refuses to run while a
-// raftguard process holds the data dir.
+// table) and source fence (nftables), a stale control socket of the
+// userspace one, and the NAT table. It returns what it removed. It is
+// idempotent: with nothing left (or no data dir at all) it removes nothing
+// and returns no error. It refuses to run while a raftguard process holds
+// the data dir.
 func Cleanup(dataDir string, log *slog.Logger) ([]string, error) {
 	if dataDir == "" {
 		dataDir = DefaultDataDir
