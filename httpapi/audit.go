@@ -226,6 +226,12 @@ func (s *Server) noteRefusal(source, action, target, result string) {
 	if !ok {
 		rec = &fsm.AuditRecord{Time: time.Now().UTC(), Source: k.source, Node: s.b.NodeID(), Action: action, Target: target, Result: result}
 		b.counts[k] = rec
+		if result == "locked_out" {
+			// Each refusal of a locked-out source is logged at debug level;
+			// the first of each interval at warn, so that a flood shows in
+			// the log without filling it.
+			s.log.Warn("refused a locked-out address; further refusals in the next 10 s are counted in the audit log", "source", source, "action", action, "path", target)
+		}
 	} else if rec.Target != target {
 		rec.Target = ""
 	}
