@@ -42,6 +42,9 @@ const (
 	// CmdAudit records audit entries, with the write they describe
 	// (protocol 4).
 	CmdAudit CommandType = 16
+	// CmdSetPeerStatus records peers' endpoints, handshakes and traffic
+	// totals (protocol 5).
+	CmdSetPeerStatus CommandType = 17
 
 	// IgnorableFlag marks a command type that older nodes may ignore.
 	IgnorableFlag CommandType = 0x80
@@ -119,6 +122,7 @@ var commands = []command{
 	register(CmdCreateSession, "create-session", 3, (*state).applyCreateSession),
 	register(CmdDeleteSession, "delete-session", 3, (*state).applyDeleteSession),
 	register(CmdAudit, "audit", 4, (*state).applyAudit),
+	register(CmdSetPeerStatus, "set-peer-status", 5, (*state).applySetPeerStatus),
 }
 
 // register makes a table entry for a command whose body is a T.
@@ -352,6 +356,25 @@ type EndpointUpdate struct {
 type SetEndpoints struct {
 	Updates []EndpointUpdate `json:"updates"`
 	At      time.Time        `json:"at"`
+}
+
+// PeerStatusUpdate is one peer's status as the leader's interface reports
+// it, with the traffic counters turned into totals over all leaders.
+type PeerStatusUpdate struct {
+	Name string `json:"name"`
+	// Endpoint is left as recorded when empty.
+	Endpoint      string    `json:"endpoint,omitempty"`
+	LastHandshake time.Time `json:"last_handshake,omitzero"`
+	RxBytes       uint64    `json:"rx_bytes,omitempty"`
+	TxBytes       uint64    `json:"tx_bytes,omitempty"`
+}
+
+// SetPeerStatus records peers' status. Handshake times and traffic totals
+// never go backwards: each is kept at the larger of the recorded and the
+// given value. Unknown names (deleted meanwhile) are skipped.
+type SetPeerStatus struct {
+	Updates []PeerStatusUpdate `json:"updates"`
+	At      time.Time          `json:"at"`
 }
 
 // SetJoinToken replaces the join token. The token is kept whole (like the

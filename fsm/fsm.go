@@ -547,6 +547,37 @@ func (s *state) applySetEndpoints(c SetEndpoints) any {
 	return nil
 }
 
+func (s *state) applySetPeerStatus(c SetPeerStatus) any {
+	for _, u := range c.Updates {
+		if u.Endpoint == "" {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(u.Endpoint); err != nil || !ap.IsValid() {
+			return fmt.Errorf("%w: peer %q: endpoint %q is not an address and port", ErrInvalid, u.Name, u.Endpoint)
+		}
+	}
+	for _, u := range c.Updates {
+		old, ok := s.peers[u.Name]
+		if !ok {
+			continue
+		}
+		p := *old // addresses and routes are shared, never modified
+		if u.Endpoint != "" {
+			p.Endpoint = u.Endpoint
+		}
+		if u.LastHandshake.After(p.LastHandshake) {
+			p.LastHandshake = u.LastHandshake
+		}
+		p.RxBytes = max(p.RxBytes, u.RxBytes)
+		p.TxBytes = max(p.TxBytes, u.TxBytes)
+		if p.Endpoint != old.Endpoint || !p.LastHandshake.Equal(old.LastHandshake) || p.RxBytes != old.RxBytes || p.TxBytes != old.TxBytes {
+			s.peers[p.Name] = &p
+		}
+	}
+	s.touch(c.At)
+	return nil
+}
+
 func (s *state) applySetJoinToken(c SetJoinToken) any {
 	if err := s.checkJoinToken(c.Token); err != nil {
 		return err

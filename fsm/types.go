@@ -161,6 +161,10 @@ type Peer struct {
 	UpdatedAt     time.Time      `json:"updated_at"`
 	Endpoint      string         `json:"endpoint,omitempty"`
 	LastHandshake time.Time      `json:"last_handshake,omitzero"`
+	// RxBytes and TxBytes are the traffic totals over all leaders, as
+	// last recorded (SetPeerStatus).
+	RxBytes uint64 `json:"rx_bytes,omitempty"`
+	TxBytes uint64 `json:"tx_bytes,omitempty"`
 }
 
 func (p *Peer) clone() *Peer {

@@ -50,7 +50,7 @@ func (s *Server) keys(w http.ResponseWriter, r *request) error {
 
 func (s *Server) listPeers(w http.ResponseWriter, r *request) error {
 	peers := s.b.State().Peers()
-	stats := s.b.PeerStats()
+	stats := s.liveStats()
 	out := make([]PeerView, 0, len(peers))
 	for _, p := range peers {
 		out = append(out, viewPeer(p, statsFor(stats, p.PublicKey)))
@@ -79,7 +79,7 @@ func (s *Server) getPeer(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, viewPeer(p, statsFor(s.b.PeerStats(), p.PublicKey)))
+	writeJSON(w, http.StatusOK, viewPeer(p, statsFor(s.liveStats(), p.PublicKey)))
 	return nil
 }
 

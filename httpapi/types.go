@@ -95,6 +95,9 @@ type PeerView struct {
 	LatestHandshake *time.Time     `json:"latest_handshake"`
 	RxBytes         uint64         `json:"rx_bytes"`
 	TxBytes         uint64         `json:"tx_bytes"`
+	// Online: the latest handshake is within WireGuard's reject-after
+	// time (RejectAfterTime) of the answering node's clock.
+	Online bool `json:"online"`
 }
 
 // PeerStats are a peer's live counters from the local interface.
@@ -116,6 +119,8 @@ func viewPeer(p fsm.Peer, st *PeerStats) PeerView {
 		CreatedAt:       p.CreatedAt,
 		UpdatedAt:       p.UpdatedAt,
 		Endpoint:        p.Endpoint,
+		RxBytes:         p.RxBytes,
+		TxBytes:         p.TxBytes,
 	}
 	if v.Addresses == nil {
 		v.Addresses = []netip.Prefix{}
@@ -137,6 +142,7 @@ func viewPeer(p fsm.Peer, st *PeerStats) PeerView {
 		}
 		v.RxBytes, v.TxBytes = st.RxBytes, st.TxBytes
 	}
+	v.Online = online(v.LatestHandshake, time.Now())
 	return v
 }
 

@@ -84,6 +84,7 @@ func formatPeerAt(p httpapi.PeerView, now time.Time) string {
 		{"preshared key:", yesNo(p.HasPresharedKey)},
 		{"endpoint:", orDash(p.Endpoint)},
 		{"latest handshake:", ago(p.LatestHandshake, now)},
+		{"online:", yesNo(p.Online)},
 		{"transfer:", fmt.Sprintf("%d B received, %d B sent", p.RxBytes, p.TxBytes)},
 		{"created:", p.CreatedAt.Format(time.RFC3339)},
 		{"updated:", p.UpdatedAt.Format(time.RFC3339)},

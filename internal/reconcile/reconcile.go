@@ -142,6 +142,7 @@ type Loop struct {
 	greetAll     atomic.Bool   // initiate handshakes on the next leader pass
 	overLimit    atomic.Int64  // enabled peers left off the interface, last reported
 	firewallErr  atomic.Value  // string: the NAT error last logged ("" none)
+	counters     counters      // traffic totals on the leader (status.go)
 }
 
 // New returns a loop; Run starts it.
@@ -344,6 +345,9 @@ func (l *Loop) takeOver(ctx context.Context, fresh bool) error {
 	l.mu.Unlock()
 	// A recreated interface has no sessions: greet the clients again.
 	greet := fresh
+	if fresh && dp != nil {
+		l.statusBaseline(dp)
+	}
 	if dp != nil && !fresh {
 		if up, err := dp.IsUp(); err != nil || !up {
 			l.log.Warn("interface is not up on the leader: repairing", "err", err)
@@ -706,7 +710,11 @@ func (l *Loop) endpointSync(ctx context.Context) {
 		if !leading || dp == nil {
 			continue
 		}
-		if err := l.syncEndpoints(dp); err != nil {
+		sync := l.syncEndpoints
+		if l.peerStatusRecorded() {
+			sync = l.syncStatus
+		}
+		if err := sync(dp); err != nil {
 			l.log.Debug("endpoint sync", "err", err)
 		}
 	}
