@@ -43,7 +43,7 @@ const (
 	// (protocol 4).
 	CmdAudit CommandType = 16
 	// CmdSetPeerStatus records peers' endpoints, handshakes and traffic
-	// totals (protocol 5).
+	// totals (protocol 7).
 	CmdSetPeerStatus CommandType = 17
 
 	// IgnorableFlag marks a command type that older nodes may ignore.
@@ -86,8 +86,9 @@ const (
 // adds the cluster version itself and lets cluster settings change;
 // protocol 3 adds web console sessions; protocol 4 adds the audit log and
 // Apply's text rules (rules.go); protocol 5 adds the NAT setting; protocol
-// 6 adds the VIP mode (Settings.VIPMode, UpdateSettings.VIPMode).
-const ProtocolVersion = 6
+// 6 adds the VIP mode (Settings.VIPMode, UpdateSettings.VIPMode); protocol
+// 7 records peer status (set-peer-status).
+const ProtocolVersion = 7
 
 // command is one entry of the registration table.
 type command struct {
@@ -122,7 +123,7 @@ var commands = []command{
 	register(CmdCreateSession, "create-session", 3, (*state).applyCreateSession),
 	register(CmdDeleteSession, "delete-session", 3, (*state).applyDeleteSession),
 	register(CmdAudit, "audit", 4, (*state).applyAudit),
-	register(CmdSetPeerStatus, "set-peer-status", 5, (*state).applySetPeerStatus),
+	register(CmdSetPeerStatus, "set-peer-status", 7, (*state).applySetPeerStatus),
 }
 
 // register makes a table entry for a command whose body is a T.
