@@ -12,6 +12,8 @@
     'There is no automatic failback: a node that comes back joins as a follower. ' +
     'Check that the cluster is healthy before every step.';
 
+  const MAX_ROWS = 500;
+
   const state = {
     csrf: '',
     session: null,
@@ -182,15 +184,15 @@
     });
   }
 
-  // poll runs f now and then every ms until the page changes; runs never
-  // overlap.
+  // poll runs f now and then every ms (a number, or a function giving it)
+  // until the page changes; runs never overlap.
   function poll(f, ms) {
     let stopped = false;
     let timer = 0;
     const run = async () => {
       if (stopped) return;
       await f();
-      if (!stopped) timer = setTimeout(run, ms);
+      if (!stopped) timer = setTimeout(run, typeof ms === 'function' ? ms() : ms);
     };
     state.cleanup.push(() => {
       stopped = true;
@@ -316,9 +318,16 @@
       const head = ['Name', 'Addresses', 'Status', 'Last handshake', 'Traffic', 'Endpoint'];
       if (hasExpiry) head.push('Expires');
       head.push('Actions');
-      region.replaceChildren(el('table', { id: 'peer-table' },
+      // A registry may hold 100,000 peers: draw the first rows only.
+      const rows = shown.slice(0, MAX_ROWS);
+      const table = el('table', { id: 'peer-table' },
         el('thead', null, el('tr', null, head.map((h) => el('th', { scope: 'col', text: h })))),
-        el('tbody', null, shown.map((p) => peerRow(p, hasExpiry)))));
+        el('tbody', null, rows.map((p) => peerRow(p, hasExpiry))));
+      if (shown.length > rows.length) {
+        region.replaceChildren(table, el('p', { class: 'muted', text: 'Showing the first ' + rows.length + ' of ' + shown.length + ' peers: search to narrow the list.' }));
+      } else {
+        region.replaceChildren(table);
+      }
     }
 
     function isOnline(p) {
@@ -395,7 +404,9 @@
       el('h1', { text: 'Peers' }),
       el('div', { class: 'toolbar' }, search, el('a', { class: 'button', href: '#/new', text: 'New peer' }), refresh),
       count, refreshErr, region);
-    poll(load, 5000);
+    // Refresh every 5 s; large registries less often (the list is sent
+    // whole).
+    poll(load, () => (peers && peers.length > 2000 ? 30000 : 5000));
   }
 
   function pageNew(main) {
