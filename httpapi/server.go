@@ -631,12 +631,15 @@ func (s *Server) forward(w http.ResponseWriter, r *request, leaderID string) (do
 		s.limit.fail(sourceIP(r.Request))
 	}
 	// A leader that has just stepped down answers 503 no_leader without
-	// having done anything it knows of: try again with whoever leads now.
+	// having done anything it knows of, and 503 leadership_lost when it
+	// lost leadership with the change in flight (the outcome unknown; the
+	// handlers make a retry safe): either way, try again with whoever leads
+	// now.
 	if resp.StatusCode == http.StatusServiceUnavailable {
 		var eb ErrorBody
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-		if json.Unmarshal(data, &eb) == nil && eb.Error.Code == "no_leader" {
-			s.metrics.forwarded(r.rt.pattern, "no_leader")
+		if json.Unmarshal(data, &eb) == nil && (eb.Error.Code == "no_leader" || eb.Error.Code == "leadership_lost") {
+			s.metrics.forwarded(r.rt.pattern, eb.Error.Code)
 			return false, true, errors.New("leader stepped down")
 		}
 		s.metrics.forwarded(r.rt.pattern, strconv.Itoa(resp.StatusCode))
