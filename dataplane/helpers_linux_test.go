@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftguard/raftguard/internal/testutil"
+
 	"github.com/vishvananda/netns"
 )
 
@@ -222,17 +224,7 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() er
 	if f, err := strconv.ParseFloat(os.Getenv("RAFTGUARD_TEST_TIME_SCALE"), 64); err == nil && f > 1 {
 		timeout = time.Duration(float64(timeout) * f)
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %v: %v", what, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval, not a wait for a condition
-	}
+	testutil.Eventually(t, timeout, 50*time.Millisecond, what, cond)
 }
 
 // wgClient is Debian's wireguard-go running an interface in a namespace.

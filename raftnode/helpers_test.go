@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftguard/raftguard/internal/testutil"
+
 	"github.com/hashicorp/raft"
 
 	"github.com/raftguard/raftguard/internal/pki"
@@ -242,15 +244,7 @@ func (c *testCluster) bootstrap(n int) {
 
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		<-tick.C
-	}
+	testutil.Eventually(t, d, 10*time.Millisecond, what, testutil.Holds(cond))
 }
 
 const waitTime = 20 * time.Second

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftguard/raftguard/internal/testutil"
+
 	"github.com/raftguard/raftguard/httpapi"
 )
 
@@ -159,18 +161,7 @@ func poll(t testing.TB, d time.Duration, f func() error) {
 // pollEvery is poll with the given interval between tries.
 func pollEvery(t testing.TB, d, interval time.Duration, f func() error) {
 	t.Helper()
-	d = scaled(d) // a slow machine waits longer (timescale_test.go)
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %v", d, err)
-		}
-		time.Sleep(interval)
-	}
+	testutil.Eventually(t, scaled(d), interval, "condition", f) // a slow machine waits longer (timescale_test.go)
 }
 
 // TestProcessesFormClusterAndSurviveLeaderKill runs three real `raftguard

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftguard/raftguard/internal/testutil"
+
 	"github.com/mdlayher/ndp"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -237,13 +239,7 @@ func (p *pair) neighbourMAC(t *testing.T, addr netip.Addr) net.HardwareAddr {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval
-	}
+	testutil.Eventually(t, timeout, 20*time.Millisecond, what, testutil.Holds(cond))
 }
 
 func TestClaimHeldRelease(t *testing.T) {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/raftguard/raftguard/internal/testutil"
 )
 
 func TestParseWGQuick(t *testing.T) {
@@ -211,17 +213,7 @@ func ping(h *Host, addr netip.Prefix) error {
 // eventually polls f until it returns nil or the timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %v: %v", what, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
-	}
+	testutil.Eventually(t, timeout, 50*time.Millisecond, what, f)
 }
 
 // pingsAll checks that a and b reach each other over IPv4 and IPv6.

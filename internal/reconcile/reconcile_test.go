@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftguard/raftguard/internal/testutil"
+
 	"github.com/hashicorp/raft"
 
 	"github.com/raftguard/raftguard/dataplane"
@@ -248,13 +250,7 @@ func startWith(t *testing.T, n *fakeNode, sync bool, edit func(*Config)) *harnes
 
 func poll(t *testing.T, what string, f func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, 2*time.Millisecond, what, testutil.Holds(f))
 }
 
 func TestFollowerKeepsConfigWithInterfaceDown(t *testing.T) {

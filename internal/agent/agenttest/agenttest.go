@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftguard/raftguard/internal/testutil"
+
 	"github.com/raftguard/raftguard/internal/agent"
 )
 
@@ -208,17 +210,7 @@ func Three(t testing.TB) *Cluster {
 // Eventually polls f until it returns nil or d passes.
 func Eventually(t testing.TB, d time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", d, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, d, 10*time.Millisecond, "condition", f)
 }
 
 // Client is an API client for one node, set up from its data dir.
