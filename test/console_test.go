@@ -492,6 +492,54 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, "tokens")
 
+	// Create an admin token (shown once, and it works), then revoke it.
+	run(t, ctx, "create an admin token",
+		chromedp.SendKeys(chromedp.ID("token-name"), "ci-deploy"),
+		chromedp.Click(chromedp.ID("token-create")),
+		chromedp.WaitVisible(chromedp.ID("token-secret")))
+	newTok := strings.TrimSpace(text(t, ctx, "#token-secret"))
+	probe := func(tok string) int {
+		req, _ := http.NewRequest("GET", "https://"+cc.api["n1"]+"/v1/peers", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := cc.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	poll(t, 5*time.Second, func() error {
+		if st := probe(newTok); st != http.StatusOK {
+			return fmt.Errorf("the created token answers %d", st)
+		}
+		return nil
+	})
+	var toks struct {
+		Tokens []httpapi.TokenView `json:"tokens"`
+	}
+	if err := cc.get("n1", "/v1/cluster/admin-tokens", &toks); err != nil {
+		t.Fatal(err)
+	}
+	tokID := ""
+	for _, tv := range toks.Tokens {
+		if tv.Name == "ci-deploy" {
+			tokID = tv.ID
+		}
+	}
+	tokRow := `tr[data-token="` + tokID + `"]`
+	run(t, ctx, "revoke it",
+		chromedp.WaitVisible(chromedp.CSS(tokRow)),
+		chromedp.Click(chromedp.CSS(tokRow+" button")),
+		chromedp.WaitVisible(chromedp.ID("confirm-ok")),
+		chromedp.Click(chromedp.ID("confirm-ok")),
+		chromedp.WaitNotPresent(chromedp.CSS(tokRow)))
+	poll(t, 5*time.Second, func() error {
+		if st := probe(newTok); st != http.StatusUnauthorized {
+			return fmt.Errorf("the revoked token answers %d", st)
+		}
+		return nil
+	})
+
 	// Settings: change the client DNS.
 	run(t, ctx, "settings", chromedp.Navigate(base+"/#/settings"), chromedp.WaitVisible(chromedp.ID("settings-form")))
 	screenshot(t, ctx, "settings")
