@@ -439,10 +439,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("after disable: %+v %v", peer, err)
 	}
 	// Delete: cancel with Escape first, then confirm.
-	run(t, ctx, "delete, cancel", chromedp.Click(chromedp.CSS(row+` button[data-action="delete"]`)),
-		chromedp.WaitVisible(chromedp.ID("confirm")),
-		chromedp.KeyEvent(kb.Escape),
-		chromedp.WaitNotVisible(chromedp.ID("confirm")))
+	run(t, ctx, "delete", chromedp.Click(chromedp.CSS(row+` button[data-action="delete"]`)),
+		chromedp.WaitVisible(chromedp.ID("confirm")))
+	// The safe choice has the focus; Escape cancels.
+	if f := eval[string](t, ctx, "document.activeElement.id"); f != "confirm-cancel" {
+		t.Fatalf("the delete confirmation opens with the focus on %q", f)
+	}
+	run(t, ctx, "cancel", chromedp.KeyEvent(kb.Escape), chromedp.WaitNotVisible(chromedp.ID("confirm")))
 	if err := cc.get("n1", "/v1/peers/laptop", nil); err != nil {
 		t.Fatalf("cancelled delete: %v", err)
 	}
