@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/raftguard/raftguard/fsm"
 	"github.com/raftguard/raftguard/httpapi"
 	"github.com/raftguard/raftguard/internal/agent/agenttest"
 )
@@ -291,4 +293,43 @@ func TestConsolePages(t *testing.T) {
 			t.Errorf("directory listing: %d", resp.StatusCode)
 		}
 	}
+}
+
+// TestConsoleSessionGateAndExpiry: a login waits for the cluster version
+// that has sessions, and a session stops working at its expiry.
+func TestConsoleSessionGateAndExpiry(t *testing.T) {
+	a := newFuzzAPI(t)
+	api := httpapi.New(httpapi.Config{Backend: a.b, SessionTTL: 1500 * time.Millisecond, LeaderWait: 100 * time.Millisecond})
+	t.Cleanup(api.Close)
+	h := api.Handler()
+	do := func(method, path, body string, c *http.Cookie) *http.Response {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		if c != nil {
+			req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Result()
+	}
+	login := `{"token":"` + a.token + `"}`
+	if resp := do("POST", "/v1/session", login, nil); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("login at cluster version 1: %d", resp.StatusCode)
+	}
+	if _, err := a.b.Apply(fsm.CmdSetClusterVersion, fsm.SetClusterVersion{Version: fsm.ProtocolVersion, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	resp := do("POST", "/v1/session", login, nil)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("login: %d", resp.StatusCode)
+	}
+	c := sessionCookie(t, resp.Header)
+	if resp := do("GET", "/v1/peers", "", c); resp.StatusCode != http.StatusOK {
+		t.Fatalf("fresh session: %d", resp.StatusCode)
+	}
+	agenttest.Eventually(t, 5*time.Second, func() error {
+		if resp := do("GET", "/v1/peers", "", c); resp.StatusCode != http.StatusUnauthorized {
+			return fmt.Errorf("session past its expiry: %d", resp.StatusCode)
+		}
+		return nil
+	})
 }
