@@ -240,3 +240,49 @@ func TestKernelReplacesLeftover(t *testing.T) {
 		t.Fatalf("Open over a dummy link %s succeeded", other)
 	}
 }
+
+// TestKernelCleanupAfterCrash: a kernel device left by a killed process
+// (up, keyed, with its source routing and source fence) is removed by
+// Cleanup, as `raftguard cleanup` and a starting node run it: the link, the
+// policy rules and routing table, the nftables fence; a second Cleanup
+// finds nothing.
+func TestKernelCleanupAfterCrash(t *testing.T) {
+	requireKernelWireGuard(t)
+	requireTools(t, "nft")
+	l := newLabKind(t, KindKernel, []Peer{testPeer(t, 1)})
+	name := l.d.Name()
+	if out := run(t, "ip", "-n", l.srv, "rule", "show"); !strings.Contains(out, fmt.Sprintf("%#x", sourceMark)) {
+		t.Fatalf("no source-routing rule before the crash:\n%s", out)
+	}
+	if out := run(t, "ip", "netns", "exec", l.srv, "nft", "list", "tables"); !strings.Contains(out, fenceTable) {
+		t.Fatalf("no source fence before the crash:\n%s", out)
+	}
+	// The process is gone: nobody calls Close; Cleanup runs.
+	var (
+		removed []string
+		err     error
+	)
+	l.n.do(func() { removed, err = Cleanup(name) })
+	if err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	got := strings.Join(removed, "; ")
+	for _, want := range []string{"wireguard link " + name, "source routing", "source fence"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Cleanup removed %q; want it to name %q", got, want)
+		}
+	}
+	if _, err := runErr("ip", "-n", l.srv, "link", "show", name); err == nil {
+		t.Errorf("the WireGuard link %s is still there", name)
+	}
+	if out := run(t, "ip", "-n", l.srv, "rule", "show"); strings.Contains(out, fmt.Sprintf("%#x", sourceMark)) {
+		t.Errorf("the source-routing rule is still there:\n%s", out)
+	}
+	if out := run(t, "ip", "netns", "exec", l.srv, "nft", "list", "tables"); strings.Contains(out, fenceTable) {
+		t.Errorf("the source fence is still there:\n%s", out)
+	}
+	l.n.do(func() { removed, err = Cleanup(name) })
+	if err != nil || len(removed) != 0 {
+		t.Errorf("second Cleanup = %v, %v; want nothing, nil", removed, err)
+	}
+}
