@@ -26,6 +26,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/raftguard/raftguard/internal/apiclient"
+
 	"github.com/raftguard/raftguard/fsm"
 	"github.com/raftguard/raftguard/internal/pki"
 )
@@ -56,7 +58,7 @@ const (
 	// write, say when a partitioned link delivers it late. Clients may set
 	// it (the CLI does); a node always sets it on a forwarded write, no
 	// later than the client's.
-	HeaderDeadline = "X-Raftguard-Deadline"
+	HeaderDeadline = apiclient.HeaderDeadline
 	// headerGenerated carries the keys a node generated for a create
 	// without a public key ("PRIVATE PUBLIC [PRESHARED]") to the leader,
 	// over mutual TLS, so that every try of the request proposes the same

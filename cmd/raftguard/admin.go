@@ -80,7 +80,7 @@ func snapshotSave(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := cl.stream(c.Context, http.MethodGet, "/v1/cluster/snapshot", nil)
+	resp, err := cl.Stream(c.Context, http.MethodGet, "/v1/cluster/snapshot", nil)
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func snapshotRestore(c *cli.Context) error {
 	if c.Bool("force") {
 		path += "?force=true"
 	}
-	resp, err := cl.stream(c.Context, http.MethodPost, path, bufio.NewReaderSize(f, 1<<16))
+	resp, err := cl.Stream(c.Context, http.MethodPost, path, bufio.NewReaderSize(f, 1<<16))
 	if err != nil {
 		return err
 	}

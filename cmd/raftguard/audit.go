@@ -67,7 +67,7 @@ func auditVerify(c *cli.Context) error {
 		return err
 	}
 	var resp httpapi.AuditResponse
-	if _, err := cl.do(c.Context, http.MethodGet, "/v1/audit", nil, &resp); err != nil {
+	if _, err := cl.Do(c.Context, http.MethodGet, "/v1/audit", nil, &resp); err != nil {
 		return err
 	}
 	out.Entries = len(resp.Entries)

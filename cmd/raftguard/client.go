@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,9 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/raftguard/raftguard/internal/apiclient"
+
 	"github.com/urfave/cli/v2"
 
-	"github.com/raftguard/raftguard/httpapi"
 	"github.com/raftguard/raftguard/internal/agent"
 	"github.com/raftguard/raftguard/internal/pki"
 )
@@ -33,13 +31,6 @@ func clientFlags() []cli.Flag {
 	}
 }
 
-// apiClient talks to one node's API.
-type apiClient struct {
-	base  string
-	token string
-	http  *http.Client
-}
-
 // global returns a flag's value from the command or any parent (flags may
 // be given before or after the command name).
 func global(c *cli.Context, name string) string {
@@ -51,7 +42,7 @@ func global(c *cli.Context, name string) string {
 	return c.String(name)
 }
 
-func newClient(c *cli.Context) (*apiClient, error) {
+func newClient(c *cli.Context) (*apiclient.Client, error) {
 	api, token, caFile := global(c, "api"), global(c, "token"), global(c, "ca")
 	dir := global(c, "data-dir")
 	if dir == "" {
@@ -94,109 +85,11 @@ func newClient(c *cli.Context) (*apiClient, error) {
 			return nil, fmt.Errorf("--ca %s: %w", caFile, err)
 		}
 	}
-	return &apiClient{
-		base:  strings.TrimSuffix(api, "/"),
-		token: token,
-		http:  &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}},
+	return &apiclient.Client{
+		Base:  strings.TrimSuffix(api, "/"),
+		Token: token,
+		HTTP:  &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}},
 	}, nil
-}
-
-// apiStatusError is an error answer from the API.
-type apiStatusError struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *apiStatusError) Error() string {
-	if e.Message == "" {
-		return fmt.Sprintf("API answered %d", e.Status)
-	}
-	return fmt.Sprintf("%s (%s)", e.Message, e.Code)
-}
-
-// do sends a request and decodes a JSON answer into out (if not nil). It
-// returns the raw body for non-JSON answers.
-func (cl *apiClient) do(ctx context.Context, method, path string, in, out any) ([]byte, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, cl.base+path, body)
-	if err != nil {
-		return nil, err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if cl.token != "" {
-		req.Header.Set("Authorization", "Bearer "+cl.token)
-	}
-	if method != http.MethodGet && cl.http.Timeout > 0 {
-		// Past this the CLI has given up: a write still in flight then
-		// (on a cut link, say) must not take effect later.
-		req.Header.Set(httpapi.HeaderDeadline, time.Now().Add(cl.http.Timeout).UTC().Format(time.RFC3339Nano))
-	}
-	resp, err := cl.http.Do(req)
-	if err != nil {
-		var uerr x509.UnknownAuthorityError
-		if errors.As(err, &uerr) || errors.Is(err, pki.ErrUntrustedPeer) {
-			return nil, fmt.Errorf("%s: the server's certificate is not from a known CA: pass --ca FILE (on a server node: DATA_DIR/tls/ca.crt)", cl.base)
-		}
-		return nil, fmt.Errorf("cannot reach %s: %w", cl.base, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode/100 != 2 {
-		return nil, statusError(resp.StatusCode, data)
-	}
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return nil, fmt.Errorf("decode answer: %w", err)
-		}
-	}
-	return data, nil
-}
-
-// stream sends a request with a raw body and returns the response for the
-// caller to read (2xx only; errors are decoded).
-func (cl *apiClient) stream(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, cl.base+path, body)
-	if err != nil {
-		return nil, err
-	}
-	if cl.token != "" {
-		req.Header.Set("Authorization", "Bearer "+cl.token)
-	}
-	req.Header.Set("Content-Type", "application/octet-stream")
-	client := *cl.http
-	client.Timeout = 0 // large snapshots
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach %s: %w", cl.base, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return nil, statusError(resp.StatusCode, data)
-	}
-	return resp, nil
-}
-
-// statusError decodes an API error answer.
-func statusError(status int, data []byte) error {
-	var eb httpapi.ErrorBody
-	if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
-		return &apiStatusError{Status: status, Code: eb.Error.Code, Message: eb.Error.Message}
-	}
-	return &apiStatusError{Status: status, Message: strings.TrimSpace(string(data))}
 }
 
 // request is one API call made by a command: it builds the client, sends
@@ -212,7 +105,7 @@ func request[T any](c *cli.Context, method, path string, in any, render func(T) 
 		return err
 	}
 	var out T
-	if _, err := cl.do(c.Context, method, path, in, &out); err != nil {
+	if _, err := cl.Do(c.Context, method, path, in, &out); err != nil {
 		return err
 	}
 	if format == "json" {

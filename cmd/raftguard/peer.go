@@ -81,7 +81,7 @@ func peerAdd(c *cli.Context) error {
 		req.Enabled = &f
 	}
 	var resp httpapi.CreatePeerResponse
-	if _, err := cl.do(c.Context, http.MethodPost, "/v1/peers", req, &resp); err != nil {
+	if _, err := cl.Do(c.Context, http.MethodPost, "/v1/peers", req, &resp); err != nil {
 		return err
 	}
 	if out == "json" {
@@ -143,7 +143,7 @@ func peerConfig(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	data, err := cl.do(c.Context, http.MethodGet, peerPath(name)+"/config", nil, nil)
+	data, err := cl.Do(c.Context, http.MethodGet, peerPath(name)+"/config", nil, nil)
 	if err != nil {
 		return err
 	}
