@@ -26,7 +26,7 @@ GOFMT_FIND := find . -path ./.git -prune -o -path ./bin -prune -o -name testdata
 
 .DEFAULT_GOAL := build
 
-.PHONY: test-kernel test-faults soak bench-compare bench-failover tidy-check install demo all build test test-race lint fmt fmt-check vet staticcheck bench fuzz-seed clean tools help
+.PHONY: test-kernel test-faults soak bench-compare bench-failover bench-elections tidy-check install demo all build test test-race lint fmt fmt-check vet staticcheck bench fuzz-seed clean tools help
 
 all: lint test build
 
@@ -90,9 +90,13 @@ staticcheck:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 1 -timeout 30m $(BENCH_PKGS)
 
-## bench-failover: as root, the client outage over five SIGKILLs and five transfers in the namespace lab
+## bench-failover: as root, the client outage over five SIGKILLs and five transfers in the namespace lab (RAFTGUARD_TEST_RAFT_HEARTBEAT=150ms: other Raft timeouts)
 bench-failover:
 	$(GO) test -run '^$$' -bench '^BenchmarkFailover$$' -benchtime 1x -timeout 20m ./test/
+
+## bench-elections: as root, elections on a healthy 3-node lab cluster, idle and under the fault suite's workload (RAFTGUARD_BENCH_WINDOW each, default 60s)
+bench-elections:
+	$(GO) test -run '^$$' -bench '^BenchmarkFalseElections$$' -benchtime 1x -timeout 20m ./test/
 
 ## test-faults: as root, the fault-injection suite: kills, partitions, SIGSTOP, snapshot install, restarts, a flapping link and a full disk, under a write workload (about 5 minutes)
 test-faults:

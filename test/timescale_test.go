@@ -49,22 +49,54 @@ func scaled(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * timeScale())
 }
 
-// raftTimeoutFlags returns the flags that stretch a lab server's Raft
-// timeouts by the time scale (none at scale 1).
+// labHeartbeat is the Raft heartbeat timeout the lab's servers run with:
+// RAFTGUARD_TEST_RAFT_HEARTBEAT (a Go duration, e.g. 150ms) when set, to
+// measure other settings than the default (BenchmarkFailover,
+// BenchmarkFalseElections); raftnode's default otherwise.
+var labHeartbeatOnce = sync.OnceValue(func() time.Duration {
+	v := os.Getenv("RAFTGUARD_TEST_RAFT_HEARTBEAT")
+	if v == "" {
+		return raftnode.DefaultHeartbeatTimeout
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 10*time.Millisecond || d > 10*time.Second {
+		panic("RAFTGUARD_TEST_RAFT_HEARTBEAT=" + v + ": want a duration from 10ms to 10s")
+	}
+	return d
+})
+
+// labRaftTimeouts returns the heartbeat, election and leader lease timeouts
+// of the lab's servers before the time scale: the defaults, or with
+// RAFTGUARD_TEST_RAFT_HEARTBEAT the election timeout equal to the heartbeat
+// timeout and the lease at the same fraction of it as the defaults keep
+// (hashicorp/raft wants the lease no longer than the heartbeat timeout).
+func labRaftTimeouts() (heartbeat, election, lease time.Duration) {
+	h := labHeartbeatOnce()
+	if h == raftnode.DefaultHeartbeatTimeout {
+		return h, raftnode.DefaultElectionTimeout, raftnode.DefaultLeaderLeaseTimeout
+	}
+	return h, h * raftnode.DefaultElectionTimeout / raftnode.DefaultHeartbeatTimeout,
+		h * raftnode.DefaultLeaderLeaseTimeout / raftnode.DefaultHeartbeatTimeout
+}
+
+// raftTimeoutFlags returns the flags that set a lab server's Raft timeouts:
+// those of labRaftTimeouts stretched by the time scale (none when both
+// leave the defaults).
 func raftTimeoutFlags() []string {
-	if timeScale() == 1 {
+	h, e, l := labRaftTimeouts()
+	if timeScale() == 1 && h == raftnode.DefaultHeartbeatTimeout {
 		return nil
 	}
 	return []string{
-		"--raft-heartbeat-timeout", scaled(raftnode.DefaultHeartbeatTimeout).String(),
-		"--raft-election-timeout", scaled(raftnode.DefaultElectionTimeout).String(),
-		"--raft-lease-timeout", scaled(raftnode.DefaultLeaderLeaseTimeout).String(),
+		"--raft-heartbeat-timeout", scaled(h).String(),
+		"--raft-election-timeout", scaled(e).String(),
+		"--raft-lease-timeout", scaled(l).String(),
 	}
 }
 
 func TestScaled(t *testing.T) {
-	if timeScale() != 1 {
-		t.Skip("RAFTGUARD_TEST_TIME_SCALE is set")
+	if timeScale() != 1 || os.Getenv("RAFTGUARD_TEST_RAFT_HEARTBEAT") != "" {
+		t.Skip("RAFTGUARD_TEST_TIME_SCALE or RAFTGUARD_TEST_RAFT_HEARTBEAT is set")
 	}
 	if scaled(3*time.Second) != 3*time.Second || raftTimeoutFlags() != nil {
 		t.Fatal("the default time scale changes something")
