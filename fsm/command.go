@@ -45,6 +45,8 @@ const (
 	// CmdSetPeerStatus records peers' endpoints, handshakes and traffic
 	// totals (protocol 7).
 	CmdSetPeerStatus CommandType = 17
+	// CmdExpirePeers disables peers whose expiry has passed (protocol 8).
+	CmdExpirePeers CommandType = 18
 
 	// IgnorableFlag marks a command type that older nodes may ignore.
 	IgnorableFlag CommandType = 0x80
@@ -87,8 +89,8 @@ const (
 // protocol 3 adds web console sessions; protocol 4 adds the audit log and
 // Apply's text rules (rules.go); protocol 5 adds the NAT setting; protocol
 // 6 adds the VIP mode (Settings.VIPMode, UpdateSettings.VIPMode); protocol
-// 7 records peer status (set-peer-status).
-const ProtocolVersion = 7
+// 7 records peer status (set-peer-status); protocol 8 adds peer expiry.
+const ProtocolVersion = 8
 
 // command is one entry of the registration table.
 type command struct {
@@ -124,6 +126,7 @@ var commands = []command{
 	register(CmdDeleteSession, "delete-session", 3, (*state).applyDeleteSession),
 	register(CmdAudit, "audit", 4, (*state).applyAudit),
 	register(CmdSetPeerStatus, "set-peer-status", 7, (*state).applySetPeerStatus),
+	register(CmdExpirePeers, "expire-peers", 8, (*state).applyExpirePeers),
 }
 
 // register makes a table entry for a command whose body is a T.
@@ -327,7 +330,9 @@ type AddPeer struct {
 	Addresses    []netip.Prefix `json:"addresses,omitempty"`
 	AllowedIPs   []netip.Prefix `json:"allowed_ips,omitempty"`
 	Enabled      bool           `json:"enabled"`
-	At           time.Time      `json:"at"`
+	// ExpiresAt is when the peer expires (zero: never).
+	ExpiresAt time.Time `json:"expires_at,omitzero" since:"8"`
+	At        time.Time `json:"at"`
 }
 
 // UpdatePeer changes the fields that are set.
@@ -336,7 +341,10 @@ type UpdatePeer struct {
 	Enabled      *bool           `json:"enabled,omitempty"`
 	AllowedIPs   *[]netip.Prefix `json:"allowed_ips,omitempty"`
 	PresharedKey *string         `json:"preshared_key,omitempty"`
-	At           time.Time       `json:"at"`
+	// ExpiresAt sets a new expiry; the zero time means never. It clears
+	// the peer's expired mark (the peer stays disabled until enabled).
+	ExpiresAt *time.Time `json:"expires_at,omitempty" since:"8"`
+	At        time.Time  `json:"at"`
 }
 
 // DeletePeer removes a peer and frees its addresses.

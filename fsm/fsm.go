@@ -380,6 +380,9 @@ func (s *state) applyAddPeer(c AddPeer) any {
 	if err := s.checkRoutes(c.AllowedIPs); err != nil {
 		return err
 	}
+	if err := checkExpiry(c.ExpiresAt, c.At); err != nil {
+		return err
+	}
 	addrs := slices.Clone(c.Addresses)
 	if len(addrs) == 0 {
 		// Allocate one address per pool; undo on failure.
@@ -425,6 +428,7 @@ func (s *state) applyAddPeer(c AddPeer) any {
 		Enabled:      c.Enabled,
 		CreatedAt:    c.At,
 		UpdatedAt:    c.At,
+		ExpiresAt:    c.ExpiresAt,
 	}
 	s.indexPeer(p)
 	s.touch(c.At)
@@ -478,6 +482,9 @@ func (s *state) applyUpdatePeer(c UpdatePeer) any {
 			return err
 		}
 		p.PresharedKey = *c.PresharedKey
+	}
+	if err := updateExpiry(p, c); err != nil {
+		return err
 	}
 	if c.Enabled != nil {
 		p.Enabled = *c.Enabled

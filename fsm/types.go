@@ -165,6 +165,10 @@ type Peer struct {
 	// last recorded (SetPeerStatus).
 	RxBytes uint64 `json:"rx_bytes,omitempty"`
 	TxBytes uint64 `json:"tx_bytes,omitempty"`
+	// ExpiresAt is when the peer expires (zero: never); Expired is set
+	// when the leader found it expired (ExpirePeers), which disabled it.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	Expired   bool      `json:"expired,omitempty"`
 }
 
 func (p *Peer) clone() *Peer {

@@ -207,6 +207,11 @@ func (s *Server) createPeer(w http.ResponseWriter, r *request) error {
 	if req.PresharedKey != nil {
 		cmd.PresharedKey = *req.PresharedKey
 	}
+	if req.ExpiresAt != nil {
+		if cmd.ExpiresAt, err = parseExpiry(*req.ExpiresAt); err != nil {
+			return err
+		}
+	}
 	set := s.b.State().Settings()
 	if cmd.PublicKey == set.PublicKey {
 		return fmt.Errorf("%w: public_key is the server's own public key", fsm.ErrDuplicateKey)
@@ -264,6 +269,13 @@ func (s *Server) updatePeer(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	cmd := fsm.UpdatePeer{Name: name, Enabled: req.Enabled, PresharedKey: req.PresharedKey, At: time.Now().UTC()}
+	if req.ExpiresAt != nil {
+		exp, err := parseExpiry(*req.ExpiresAt)
+		if err != nil {
+			return err
+		}
+		cmd.ExpiresAt = &exp
+	}
 	if req.PresharedKey != nil && *req.PresharedKey != "" {
 		if err := fsm.ValidateKey(*req.PresharedKey); err != nil {
 			return fmt.Errorf("preshared_key: %w", err)

@@ -98,6 +98,10 @@ type PeerView struct {
 	// Online: the latest handshake is within WireGuard's reject-after
 	// time (RejectAfterTime) of the answering node's clock.
 	Online bool `json:"online"`
+	// ExpiresAt is when the peer expires (null: never); Expired says the
+	// leader found it expired and disabled it.
+	ExpiresAt *time.Time `json:"expires_at"`
+	Expired   bool       `json:"expired"`
 }
 
 // PeerStats are a peer's live counters from the local interface.
@@ -143,6 +147,11 @@ func viewPeer(p fsm.Peer, st *PeerStats) PeerView {
 		v.RxBytes, v.TxBytes = st.RxBytes, st.TxBytes
 	}
 	v.Online = online(v.LatestHandshake, time.Now())
+	if !p.ExpiresAt.IsZero() {
+		t := p.ExpiresAt
+		v.ExpiresAt = &t
+	}
+	v.Expired = p.Expired
 	return v
 }
 
@@ -156,6 +165,9 @@ type CreatePeerRequest struct {
 	Addresses    []string `json:"addresses,omitempty"`
 	AllowedIPs   []string `json:"allowed_ips,omitempty"`
 	Enabled      *bool    `json:"enabled,omitempty"`
+	// ExpiresAt is an RFC 3339 time in the future, or "never" (the
+	// default).
+	ExpiresAt *string `json:"expires_at,omitempty"`
 }
 
 // CreatePeerResponse is the answer to a create: the peer, and when the
@@ -171,6 +183,9 @@ type UpdatePeerRequest struct {
 	Enabled      *bool     `json:"enabled,omitempty"`
 	AllowedIPs   *[]string `json:"allowed_ips,omitempty"`
 	PresharedKey *string   `json:"preshared_key,omitempty"`
+	// ExpiresAt is a new expiry: an RFC 3339 time in the future, or
+	// "never". An expired peer is enabled only together with one.
+	ExpiresAt *string `json:"expires_at,omitempty"`
 }
 
 // InterfaceView is the answer of GET /v1/interface.

@@ -85,6 +85,7 @@ func formatPeerAt(p httpapi.PeerView, now time.Time) string {
 		{"endpoint:", orDash(p.Endpoint)},
 		{"latest handshake:", ago(p.LatestHandshake, now)},
 		{"online:", yesNo(p.Online)},
+		{"expires:", expires(p)},
 		{"transfer:", fmt.Sprintf("%d B received, %d B sent", p.RxBytes, p.TxBytes)},
 		{"created:", p.CreatedAt.Format(time.RFC3339)},
 		{"updated:", p.UpdatedAt.Format(time.RFC3339)},
@@ -209,4 +210,15 @@ func onOff(b bool) string {
 		return "on"
 	}
 	return "off"
+}
+
+func expires(p httpapi.PeerView) string {
+	switch {
+	case p.ExpiresAt == nil:
+		return "never"
+	case p.Expired:
+		return "expired " + p.ExpiresAt.Format(time.RFC3339)
+	default:
+		return p.ExpiresAt.Format(time.RFC3339)
+	}
 }

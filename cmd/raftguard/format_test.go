@@ -133,3 +133,23 @@ func TestFlagsFirst(t *testing.T) {
 		}
 	}
 }
+
+func TestExpiryArg(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for in, want := range map[string]string{
+		"30d":                  "2026-12-31T00:00:00Z",
+		"2w":                   "2026-12-15T00:00:00Z",
+		"90m":                  "2026-12-01T01:30:00Z",
+		"never":                "never",
+		"2027-01-01T00:00:00Z": "2027-01-01T00:00:00Z",
+	} {
+		if got, err := expiryArg(in, now); err != nil || got != want {
+			t.Errorf("expiryArg(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "soon", "-3d", "0h", "d"} {
+		if got, err := expiryArg(bad, now); err == nil {
+			t.Errorf("expiryArg(%q) = %q, want an error", bad, got)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -26,6 +27,7 @@ func peerCommand() *cli.Command {
 					&cli.StringSliceFlag{Name: "allowed-ips", Usage: "extra routes behind the peer (site-to-site), CIDR[,CIDR...]"},
 					&cli.BoolFlag{Name: "no-psk", Usage: "do not generate a preshared key"},
 					&cli.BoolFlag{Name: "disabled", Usage: "create the peer disabled"},
+					&cli.StringFlag{Name: "expires", Usage: expiresUsage},
 					&cli.BoolFlag{Name: "qr", Usage: "also draw the client config as a QR code (for the WireGuard phone app)"},
 				},
 				Action: peerAdd,
@@ -33,7 +35,12 @@ func peerCommand() *cli.Command {
 			{Name: "list", Usage: "list peers", Action: peerList},
 			{Name: "show", Usage: "show one peer", ArgsUsage: "NAME", Action: peerShow},
 			{Name: "rm", Aliases: []string{"delete"}, Usage: "delete a peer", ArgsUsage: "NAME", Action: peerRemove},
-			{Name: "enable", Usage: "enable a peer", ArgsUsage: "NAME", Action: peerSetEnabled(true)},
+			{Name: "enable", Usage: "enable a peer (an expired one only after peer set --expires)", ArgsUsage: "NAME", Action: peerSetEnabled(true)},
+			{
+				Name: "set", Usage: "change a peer's expiry (an expired peer gets enabled again with peer enable)", ArgsUsage: "NAME",
+				Flags:  []cli.Flag{&cli.StringFlag{Name: "expires", Usage: expiresUsage}},
+				Action: peerSet,
+			},
 			{Name: "disable", Usage: "disable a peer (it keeps its address and leaves the interface)", ArgsUsage: "NAME", Action: peerSetEnabled(false)},
 			{
 				Name:      "config",
@@ -79,6 +86,13 @@ func peerAdd(c *cli.Context) error {
 	if c.Bool("disabled") {
 		f := false
 		req.Enabled = &f
+	}
+	if c.IsSet("expires") {
+		exp, err := expiryArg(c.String("expires"), time.Now())
+		if err != nil {
+			return err
+		}
+		req.ExpiresAt = &exp
 	}
 	var resp httpapi.CreatePeerResponse
 	if _, err := cl.Do(c.Context, http.MethodPost, "/v1/peers", req, &resp); err != nil {

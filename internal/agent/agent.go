@@ -181,6 +181,8 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	a.wg.Add(2)
 	go a.leaderLoop()
+	a.wg.Add(1)
+	go a.expiryLoop()
 	go a.watchRevocations()
 	a.log.Info("node started", "node_id", a.node.NodeID, "raft_addr", a.node.RaftAdvertise, "api_addr", a.node.APIAdvertise, "version", version.Version)
 	return a, nil
