@@ -305,8 +305,9 @@ func decodeQR(t *testing.T, pngData []byte) string {
 // rightly lets no script fetch the blob behind it).
 func imagePNG(t *testing.T, ctx context.Context, id string) []byte {
 	t.Helper()
-	b64 := eval[string](t, ctx, `(() => {
+	b64 := eval[string](t, ctx, `(async () => {
   const img = document.getElementById('`+id+`');
+  await img.decode(); // wait until it has loaded
   const c = document.createElement('canvas');
   c.width = img.naturalWidth;
   c.height = img.naturalHeight;
