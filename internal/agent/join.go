@@ -1,13 +1,11 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/raftguard/raftguard/internal/apiclient"
 
 	"github.com/raftguard/raftguard/fsm"
 	"github.com/raftguard/raftguard/httpapi"
@@ -203,18 +203,16 @@ func (a *Agent) joinCluster(ctx context.Context) error {
 // retrying for up to 30 seconds while members are unreachable or without a
 // leader. A refusal (bad token, foreign CA) ends at once.
 func (a *Agent) callMembers(ctx context.Context, tc *tls.Config, path string, req, out any) error {
-	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+	// No client timeout: each call is bounded by its context instead, so
+	// that the join's writes carry no deadline header.
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
 	defer client.CloseIdleConnections()
-	body, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
 	deadline := time.Now().Add(30 * time.Second)
 	var last error
 	for attempt := 0; ; attempt++ {
 		for _, addr := range a.cfg.Join {
 			addr = hostPortDefault(trimScheme(addr), DefaultAPIPort)
-			err := postJSON(ctx, client, "https://"+addr+path, body, out)
+			err := postJSON(ctx, client, "https://"+addr, path, req, out)
 			if err == nil {
 				return nil
 			}
@@ -235,38 +233,36 @@ func (a *Agent) callMembers(ctx context.Context, tc *tls.Config, path string, re
 	}
 }
 
-func postJSON(ctx context.Context, client *http.Client, url string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(httpapi.HeaderProtocol, strconv.Itoa(fsm.ProtocolVersion))
-	resp, err := client.Do(req)
-	if err != nil {
-		var recErr tls.RecordHeaderError
-		if errors.As(err, &recErr) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
-			return fmt.Errorf("%w: the member did not answer with TLS (is it a raftguard API port?)", ErrJoinRefused)
-		}
-		if errors.Is(err, pki.ErrCAMismatch) {
-			return fmt.Errorf("%w: the member's TLS certificate is not from the CA named in the token (a token of another cluster?)", ErrJoinRefused)
-		}
-		return err
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode/100 == 2 {
-		return json.Unmarshal(data, out)
-	}
-	var eb httpapi.ErrorBody
-	msg := resp.Status
-	if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
-		msg = eb.Error.Message
-	}
+// joinCallTimeout bounds one join call.
+const joinCallTimeout = 15 * time.Second
+
+func postJSON(ctx context.Context, client *http.Client, base, path string, in, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, joinCallTimeout)
+	defer cancel()
+	c := apiclient.Client{Base: base, HTTP: client, Header: http.Header{httpapi.HeaderProtocol: {strconv.Itoa(fsm.ProtocolVersion)}}}
+	_, err := c.Do(ctx, http.MethodPost, path, in, out)
+	var ae *apiclient.Error
+	var recErr tls.RecordHeaderError
 	switch {
-	case resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusBadRequest, resp.StatusCode == http.StatusForbidden,
-		resp.StatusCode == http.StatusConflict, resp.StatusCode == http.StatusTooManyRequests, eb.Error.Code == "upgrade_required":
-		return fmt.Errorf("%w: %s", ErrJoinRefused, msg)
+	case err == nil:
+		return nil
+	case errors.As(err, &ae):
+		msg := ae.Message
+		if msg == "" {
+			msg = fmt.Sprintf("%d %s", ae.Status, http.StatusText(ae.Status))
+		}
+		switch ae.Status {
+		case http.StatusUnauthorized, http.StatusBadRequest, http.StatusForbidden, http.StatusConflict, http.StatusTooManyRequests:
+			return fmt.Errorf("%w: %s", ErrJoinRefused, msg)
+		}
+		if ae.Code == "upgrade_required" {
+			return fmt.Errorf("%w: %s", ErrJoinRefused, msg)
+		}
+		return errors.New(msg)
+	case errors.As(err, &recErr), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return fmt.Errorf("%w: the member did not answer with TLS (is it a raftguard API port?)", ErrJoinRefused)
+	case errors.Is(err, pki.ErrCAMismatch):
+		return fmt.Errorf("%w: the member's TLS certificate is not from the CA named in the token (a token of another cluster?)", ErrJoinRefused)
 	}
-	return errors.New(msg)
+	return err
 }

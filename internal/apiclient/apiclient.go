@@ -1,7 +1,7 @@
 // Package apiclient speaks raftguard's HTTP API as a client: the base URL,
 // the bearer token, the cluster CA (through the caller's TLS config), the
 // write deadline header, JSON bodies and the error body. The command line
-// client and the tests' helpers use it.
+// client, a joining node and the tests' helpers use it.
 package apiclient
 
 import (
@@ -33,6 +33,8 @@ type Client struct {
 	// HTTP sends the requests. Its Timeout, if any, bounds each request
 	// and is sent with writes as their deadline (HeaderDeadline).
 	HTTP *http.Client
+	// Header is added to every request (a joining node's protocol).
+	Header http.Header
 }
 
 // Error is an error answer of the API: its status and the code and message
@@ -137,6 +139,9 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body io.Re
 	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, body)
 	if err != nil {
 		return nil, err
+	}
+	for k, vs := range c.Header {
+		req.Header[k] = vs
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
