@@ -389,3 +389,30 @@ func (b Broken) Release(context.Context, []netip.Prefix) (bool, error) { return 
 
 // Held is false.
 func (b Broken) Held(context.Context, []netip.Prefix) (bool, error) { return false, b.Err }
+
+// HostRoutes keeps the VIPs on Local as host addresses (/32, /128),
+// whatever their prefix length: on a dummy or loopback interface a shorter
+// prefix would make the whole subnet local.
+type HostRoutes struct{ Local Local }
+
+var _ Local = HostRoutes{}
+
+func hosts(vips []netip.Prefix) []netip.Prefix {
+	out := make([]netip.Prefix, len(vips))
+	for i, v := range vips {
+		out[i] = netip.PrefixFrom(v.Addr(), v.Addr().BitLen())
+	}
+	return out
+}
+
+// Claim claims the VIPs as host addresses.
+func (h HostRoutes) Claim(vips []netip.Prefix) (bool, error) { return h.Local.Claim(hosts(vips)) }
+
+// Release releases them.
+func (h HostRoutes) Release(vips []netip.Prefix) (bool, error) { return h.Local.Release(hosts(vips)) }
+
+// Held reports whether they are held.
+func (h HostRoutes) Held(vips []netip.Prefix) (bool, error) { return h.Local.Held(hosts(vips)) }
+
+// Renew renews their lease.
+func (h HostRoutes) Renew(vips []netip.Prefix) (bool, error) { return h.Local.Renew(hosts(vips)) }

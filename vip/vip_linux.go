@@ -515,3 +515,25 @@ func infoOf(l netlink.Link) linkInfo {
 func (li linkInfo) canAnnounce() bool {
 	return len(li.mac) == 6 && !li.noARP && li.flags&net.FlagLoopback == 0
 }
+
+// EnsureDummy creates the dummy interface name (if missing) and sets it up:
+// the bgp mode keeps the VIPs' local addresses there, off the LAN NIC.
+func EnsureDummy(name string) error {
+	if _, err := netlink.LinkByName(name); err != nil {
+		var nf netlink.LinkNotFoundError
+		if !errors.As(err, &nf) {
+			return fmt.Errorf("vip: looking up %s: %w", name, err)
+		}
+		if err := netlink.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("vip: adding dummy interface %s: %w", name, err)
+		}
+	}
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("vip: looking up %s: %w", name, err)
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		return fmt.Errorf("vip: setting %s up: %w", name, err)
+	}
+	return nil
+}

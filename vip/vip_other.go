@@ -33,3 +33,6 @@ func (m *Manager) Close() error { return nil }
 
 // InterfaceFor fails with ErrUnsupported outside Linux.
 func InterfaceFor(addr netip.Addr) (string, error) { return "", ErrUnsupported }
+
+// EnsureDummy fails with ErrUnsupported outside Linux.
+func EnsureDummy(name string) error { return ErrUnsupported }

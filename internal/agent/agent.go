@@ -259,6 +259,18 @@ func (a *Agent) resolveNode() error {
 	if a.cfg.VIPModes.HookTimeout > 0 {
 		n.VIPHookTimeout = int64(a.cfg.VIPModes.HookTimeout)
 	}
+	vm := a.cfg.VIPModes
+	n.BGPASN, n.BGPNeighbors, n.BGPRouterID, n.BGPHoldTime = stored.BGPASN, stored.BGPNeighbors, stored.BGPRouterID, stored.BGPHoldTime
+	if vm.BGPASN != 0 {
+		n.BGPASN = vm.BGPASN
+	}
+	if len(vm.BGPNeighbors) > 0 {
+		n.BGPNeighbors = SplitList(vm.BGPNeighbors)
+	}
+	n.BGPRouterID = pick(vm.BGPRouterID, n.BGPRouterID, "")
+	if vm.BGPHoldTime > 0 {
+		n.BGPHoldTime = int64(vm.BGPHoldTime)
+	}
 	a.node = n
 	a.cfg.Dataplane = n.Dataplane
 	return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/raftguard/raftguard/dataplane"
 	"github.com/raftguard/raftguard/firewall"
 	"github.com/raftguard/raftguard/vip"
+	"github.com/raftguard/raftguard/vip/hook"
 )
 
 // claimsFileName records, in the data dir, what this node claims on the
@@ -156,7 +157,7 @@ func cleanupLeftovers(dataDir string, n nodeFile, log *slog.Logger) ([]string, e
 		}
 	}
 	if rec.Hook != nil {
-		timeout := vip.DefaultHookTimeout
+		timeout := hook.DefaultTimeout
 		if n.VIPHookTimeout > 0 {
 			timeout = time.Duration(n.VIPHookTimeout)
 		}

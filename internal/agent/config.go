@@ -98,6 +98,14 @@ type VIPModeFlags struct {
 	// bounds one run (default vip.DefaultHookTimeout).
 	Hook        string
 	HookTimeout time.Duration
+	// BGP mode: this node's AS number, its neighbors (ADDR@ASN), router
+	// id (default: --advertise), hold time (default 9s) and the optional
+	// TCP MD5 password (never stored in the data dir).
+	BGPASN       uint32
+	BGPNeighbors []string
+	BGPRouterID  string
+	BGPHoldTime  time.Duration
+	BGPPassword  string
 }
 
 // RaftTuning overrides raftnode's defaults; zero keeps them.
@@ -125,6 +133,11 @@ type nodeFile struct {
 	// node-local settings.
 	VIPHook        string `json:"vip_hook,omitempty"`
 	VIPHookTimeout int64  `json:"vip_hook_timeout,omitempty"`
+	// The bgp mode's node-local settings (the password is never stored).
+	BGPASN       uint32   `json:"bgp_asn,omitempty"`
+	BGPNeighbors []string `json:"bgp_neighbors,omitempty"`
+	BGPRouterID  string   `json:"bgp_router_id,omitempty"`
+	BGPHoldTime  int64    `json:"bgp_hold_time,omitempty"`
 	// Bound addresses as other nodes reach them (ports resolved).
 	RaftAdvertise string `json:"raft_advertise"`
 	APIAdvertise  string `json:"api_advertise"`

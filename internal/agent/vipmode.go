@@ -11,6 +11,7 @@ import (
 
 	"github.com/raftguard/raftguard/fsm"
 	"github.com/raftguard/raftguard/vip"
+	"github.com/raftguard/raftguard/vip/hook"
 )
 
 // vipModes is what the reconcile loop claims and releases the VIPs
@@ -24,8 +25,10 @@ type vipModes struct {
 	claims *claims
 	log    *slog.Logger
 
-	mu  sync.Mutex  // guards cur
-	cur *vip.Runner // nil before the first claim
+	mu       sync.Mutex  // guards cur, curIf, closeCur
+	cur      *vip.Runner // nil before the first claim or release
+	curIf    string      // the interface cur keeps the local addresses on
+	closeCur func()      // stops what cur's mode runs (a BGP speaker); may be nil
 }
 
 // runner returns the Runner for the current mode, replacing one of another
@@ -43,10 +46,15 @@ func (v *vipModes) runner(vips []netip.Prefix) *vip.Runner {
 			v.log.Warn("releasing through the old VIP mode", "mode", old.Mode(), "err", err)
 		}
 		old.Close(v.a.hookTimeout())
+		if v.closeCur != nil {
+			v.closeCur()
+		}
 	}
+	local, iface, m, closeFn := v.a.newMode(mode, v.local)
+	v.curIf, v.closeCur = iface, closeFn
 	v.cur = vip.NewRunner(vip.RunnerConfig{
-		Local:      v.local,
-		Mode:       v.a.newMode(mode, v.local),
+		Local:      local,
+		Mode:       m,
 		Log:        v.a.cfg.Logger,
 		OpTimeout:  v.a.hookTimeout() + 5*time.Second,
 		OnReleased: func() { _ = v.claims.update(func(c *claimRecord) { c.Hook = nil }) },
@@ -54,36 +62,102 @@ func (v *vipModes) runner(vips []netip.Prefix) *vip.Runner {
 	return v.cur
 }
 
-// newMode builds this node's implementation of mode; a mode this node
-// cannot run (a node-local flag it needs is missing) is a vip.Broken that
-// reports why on every attempt.
-func (a *Agent) newMode(mode string, local *vip.Manager) vip.Mode {
+// bgpInterface is the dummy interface on which the bgp mode keeps the VIPs'
+// local addresses (not the LAN NIC: nothing answers ARP for them there).
+const bgpInterface = "rgvip0"
+
+// newMode builds this node's implementation of mode, with the Manager of
+// the interface that keeps the VIPs' local addresses (nic: the
+// --vip-interface one), that interface's name and a function that stops
+// the mode (nil when there is nothing to stop). A mode this node cannot
+// run (a node-local flag it needs is missing) is a vip.Broken that reports
+// why on every attempt, keeping the local addresses on the NIC.
+func (a *Agent) newMode(mode string, nic *vip.Manager) (vip.Local, string, vip.Mode, func()) {
+	broken := func(err error) (vip.Local, string, vip.Mode, func()) {
+		a.log.Error("this node cannot run the cluster's VIP mode", "vip_mode", mode, "err", err)
+		return nic, a.vipIface, vip.Broken{Mode: mode, Err: err}, nil
+	}
 	switch mode {
 	case fsm.VIPModeARP:
-		return vip.ARP{M: local}
+		return nic, a.vipIface, vip.ARP{M: nic}, nil
 	case fsm.VIPModeHook:
-		h, err := vip.NewHook(a.node.VIPHook, a.node.NodeID, a.hookTimeout(), a.cfg.Logger)
+		h, err := hook.New(a.node.VIPHook, a.node.NodeID, a.hookTimeout(), a.cfg.Logger)
 		if err != nil {
-			return vip.Broken{Mode: mode, Err: err}
+			return broken(err)
 		}
-		return h
+		return nic, a.vipIface, h, nil
+	case fsm.VIPModeBGP:
+		cfg, err := a.bgpConfig()
+		if err != nil {
+			return broken(err)
+		}
+		iface := bgpInterface
+		if err := vip.EnsureDummy(iface); err != nil {
+			// A kernel without the dummy driver: loopback serves as well.
+			a.log.Warn("no dummy interface for the bgp mode's VIPs: using lo", "err", err)
+			iface = "lo"
+		}
+		m, err := vip.New(iface, a.cfg.Logger)
+		if err != nil {
+			return broken(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		b, err := vip.NewBGP(ctx, cfg, a.cfg.Logger)
+		if err != nil {
+			m.Close()
+			return broken(err)
+		}
+		return vip.HostRoutes{Local: m}, iface, b, func() { b.Close(); m.Close() }
 	}
-	return vip.Broken{Mode: mode, Err: fmt.Errorf("VIP mode %s is not available in this build", mode)}
+	return broken(fmt.Errorf("VIP mode %s is not available in this build", mode))
+}
+
+// bgpConfig is the bgp mode's configuration from the node's settings.
+func (a *Agent) bgpConfig() (vip.BGPConfig, error) {
+	n := a.node
+	cfg := vip.BGPConfig{ASN: n.BGPASN, HoldTime: time.Duration(n.BGPHoldTime), Password: a.cfg.VIPModes.BGPPassword}
+	for _, s := range n.BGPNeighbors {
+		nb, err := vip.ParseBGPNeighbor(s)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Neighbors = append(cfg.Neighbors, nb)
+	}
+	if n.BGPRouterID != "" {
+		id, err := netip.ParseAddr(n.BGPRouterID)
+		if err != nil || !id.Is4() {
+			return cfg, fmt.Errorf("%w: --bgp-router-id %q is not an IPv4 address", vip.ErrBGP, n.BGPRouterID)
+		}
+		cfg.RouterID = id
+	}
+	if adv, err := netip.ParseAddr(n.Advertise); err == nil {
+		if adv = adv.Unmap(); adv.Is4() {
+			cfg.NextHop4 = adv
+		} else {
+			cfg.NextHop6 = adv
+		}
+	}
+	return cfg, cfg.Check()
 }
 
 func (a *Agent) hookTimeout() time.Duration {
 	if a.node.VIPHookTimeout > 0 {
 		return time.Duration(a.node.VIPHookTimeout)
 	}
-	return vip.DefaultHookTimeout
+	return hook.DefaultTimeout
 }
 
 // Claim records the VIPs (and, in hook mode, that the hook may need a
 // release), then claims them.
 func (v *vipModes) Claim(vips []netip.Prefix) (bool, error) {
 	r := v.runner(vips)
+	v.mu.Lock()
+	iface := v.curIf
+	v.mu.Unlock()
 	err := v.claims.update(func(c *claimRecord) {
 		c.VIPs = slices.Clone(vips)
+		c.VIPInterface = iface
 		if r.Mode() == fsm.VIPModeHook {
 			c.Hook = &hookClaim{Path: v.a.node.VIPHook, NodeID: v.a.node.NodeID, VIPs: slices.Clone(vips)}
 		}
@@ -97,9 +171,12 @@ func (v *vipModes) Claim(vips []netip.Prefix) (bool, error) {
 // Release releases the VIPs and takes them off the record (the hook's
 // record goes once its release has run).
 func (v *vipModes) Release(vips []netip.Prefix) (bool, error) {
-	v.mu.Lock()
-	r := v.cur
-	v.mu.Unlock()
+	// A follower runs the current mode too (the bgp mode keeps its
+	// sessions up on every node, so that a new leader only announces).
+	var r *vip.Runner
+	if v.a.state.Initialized() {
+		r = v.runner(vips)
+	}
 	var (
 		changed bool
 		err     error
@@ -127,7 +204,15 @@ func (v *vipModes) Held(vips []netip.Prefix) (bool, error) {
 }
 
 // Renew renews the local addresses' lease.
-func (v *vipModes) Renew(vips []netip.Prefix) (bool, error) { return v.local.Renew(vips) }
+func (v *vipModes) Renew(vips []netip.Prefix) (bool, error) {
+	v.mu.Lock()
+	r := v.cur
+	v.mu.Unlock()
+	if r == nil {
+		return v.local.Renew(vips)
+	}
+	return r.Renew(vips)
+}
 
 // status is the mode's state for the API: its name, whether it really
 // holds the VIPs, its last error.
@@ -145,11 +230,14 @@ func (v *vipModes) status() vip.ModeStatus {
 // mode, then stops it.
 func (v *vipModes) close() {
 	v.mu.Lock()
-	r := v.cur
-	v.cur = nil
+	r, closeFn := v.cur, v.closeCur
+	v.cur, v.closeCur = nil, nil
 	v.mu.Unlock()
 	if r != nil {
 		r.Close(v.a.hookTimeout())
+	}
+	if closeFn != nil {
+		closeFn()
 	}
 }
 
@@ -164,13 +252,13 @@ type hookClaim struct {
 // runHookRelease runs the recorded hook's release (cleanup of a node whose
 // process died while it held the VIPs).
 func runHookRelease(h *hookClaim, timeout time.Duration, log *slog.Logger) ([]string, error) {
-	hook, err := vip.NewHook(h.Path, h.NodeID, timeout, log)
+	hk, err := hook.New(h.Path, h.NodeID, timeout, log)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout*time.Duration(len(h.VIPs)+1))
 	defer cancel()
-	if _, err := hook.Release(ctx, h.VIPs); err != nil {
+	if _, err := hk.Release(ctx, h.VIPs); err != nil {
 		return nil, err
 	}
 	return []string{fmt.Sprintf("ran %s release for %v", h.Path, h.VIPs)}, nil

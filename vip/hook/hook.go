@@ -1,4 +1,7 @@
-package vip
+// Package hook is the VIP hook mode: the operator's own program, run
+// directly (no shell) when this node acquires or releases the VIPs. It is
+// the one place in the server that runs a command (SPEC section 5).
+package hook
 
 import (
 	"bytes"
@@ -13,17 +16,19 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/raftguard/raftguard/vip"
 )
 
-// DefaultHookTimeout bounds one run of the VIP hook.
-const DefaultHookTimeout = 10 * time.Second
+// DefaultTimeout bounds one run of the VIP hook.
+const DefaultTimeout = 10 * time.Second
 
 // hookOutputLimit is how much of a hook's output is kept for the log.
 const hookOutputLimit = 4096
 
-// ErrHook is returned (wrapped) when the VIP hook fails, exits non-zero or
+// ErrFailed is returned (wrapped) when the VIP hook fails, exits non-zero or
 // runs past its timeout.
-var ErrHook = errors.New("vip: hook failed")
+var ErrFailed = errors.New("vip hook failed")
 
 // Hook is the hook mode: the operator's program, run directly (no shell)
 // as `PATH acquire|release VIP NODE_ID` once per VIP (the address without
@@ -42,17 +47,17 @@ type Hook struct {
 	held bool       // the last acquire succeeded, and no release ran since
 }
 
-var _ Mode = (*Hook)(nil)
+var _ vip.Mode = (*Hook)(nil)
 
-// NewHook returns the hook mode running path (an absolute path to an
+// New returns the hook mode running path (an absolute path to an
 // executable file) for node nodeID, each run bounded by timeout
-// (DefaultHookTimeout when 0).
-func NewHook(path, nodeID string, timeout time.Duration, log *slog.Logger) (*Hook, error) {
-	if err := CheckHook(path); err != nil {
+// (DefaultTimeout when 0).
+func New(path, nodeID string, timeout time.Duration, log *slog.Logger) (*Hook, error) {
+	if err := Check(path); err != nil {
 		return nil, err
 	}
 	if timeout <= 0 {
-		timeout = DefaultHookTimeout
+		timeout = DefaultTimeout
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -60,21 +65,21 @@ func NewHook(path, nodeID string, timeout time.Duration, log *slog.Logger) (*Hoo
 	return &Hook{path: path, nodeID: nodeID, timeout: timeout, log: log.With("component", "vip", "vip_mode", "hook")}, nil
 }
 
-// CheckHook reports whether path can serve as the VIP hook: an absolute
+// Check reports whether path can serve as the VIP hook: an absolute
 // path to an executable regular file.
-func CheckHook(path string) error {
+func Check(path string) error {
 	if path == "" {
-		return fmt.Errorf("%w: the hook mode needs --vip-hook on this node", ErrHook)
+		return fmt.Errorf("%w: the hook mode needs --vip-hook on this node", ErrFailed)
 	}
 	if !filepath.IsAbs(path) {
-		return fmt.Errorf("%w: --vip-hook %q is not an absolute path", ErrHook, path)
+		return fmt.Errorf("%w: --vip-hook %q is not an absolute path", ErrFailed, path)
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("%w: --vip-hook: %w", ErrHook, err)
+		return fmt.Errorf("%w: --vip-hook: %w", ErrFailed, err)
 	}
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("%w: --vip-hook %s is not an executable file", ErrHook, path)
+		return fmt.Errorf("%w: --vip-hook %s is not an executable file", ErrFailed, path)
 	}
 	return nil
 }
@@ -143,13 +148,13 @@ func (h *Hook) run(ctx context.Context, action string, v netip.Prefix) error {
 	switch {
 	case ctx.Err() == context.DeadlineExceeded:
 		h.log.Error("VIP hook timed out: killed its process group", "action", action, "vip", v, "timeout", h.timeout.String(), "output", output)
-		return fmt.Errorf("%w: %s %v timed out after %v", ErrHook, action, v.Addr(), h.timeout)
+		return fmt.Errorf("%w: %s %v timed out after %v", ErrFailed, action, v.Addr(), h.timeout)
 	case ctx.Err() != nil:
 		h.log.Warn("VIP hook cancelled", "action", action, "vip", v, "output", output)
-		return fmt.Errorf("%w: %s %v: %w", ErrHook, action, v.Addr(), ctx.Err())
+		return fmt.Errorf("%w: %s %v: %w", ErrFailed, action, v.Addr(), ctx.Err())
 	case err != nil:
 		h.log.Error("VIP hook failed", "action", action, "vip", v, "err", err, "took", took, "output", output)
-		return fmt.Errorf("%w: %s %v: %v", ErrHook, action, v.Addr(), err)
+		return fmt.Errorf("%w: %s %v: %v", ErrFailed, action, v.Addr(), err)
 	}
 	h.log.Info("VIP hook ran", "action", action, "vip", v, "took", took, "output", output)
 	return nil

@@ -1,6 +1,6 @@
 //go:build unix
 
-package vip
+package hook
 
 import (
 	"os/exec"

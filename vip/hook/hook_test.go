@@ -1,6 +1,6 @@
 //go:build unix
 
-package vip
+package hook
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/raftguard/raftguard/vip"
 )
 
 // writeScript writes an executable shell script into a temporary directory.
@@ -30,7 +32,7 @@ var hookVIPs = []netip.Prefix{netip.MustParsePrefix("192.0.2.10/24"), netip.Must
 func TestHookSucceeds(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "calls")
-	h, err := NewHook(writeScript(t, `echo "$@ $RAFTGUARD_VIP_PREFIX token=${RAFTGUARD_TOKEN:-none}" >> `+log+"\necho done\n"), "n1", time.Second, nil)
+	h, err := New(writeScript(t, `echo "$@ $RAFTGUARD_VIP_PREFIX token=${RAFTGUARD_TOKEN:-none}" >> `+log+"\necho done\n"), "n1", time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,12 +59,12 @@ func TestHookSucceeds(t *testing.T) {
 }
 
 func TestHookFails(t *testing.T) {
-	h, err := NewHook(writeScript(t, "echo cannot reach the API >&2\nexit 3\n"), "n1", time.Second, nil)
+	h, err := New(writeScript(t, "echo cannot reach the API >&2\nexit 3\n"), "n1", time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = h.Acquire(context.Background(), hookVIPs[:1])
-	if !errors.Is(err, ErrHook) || !strings.Contains(err.Error(), "exit status 3") {
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "exit status 3") {
 		t.Fatalf("acquire: %v", err)
 	}
 }
@@ -71,13 +73,13 @@ func TestHookHangsIsKilled(t *testing.T) {
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "child")
 	// The hook starts a child that would outlive it; the whole group dies.
-	h, err := NewHook(writeScript(t, "sleep 60 &\necho $! > "+pidFile+"\nwait\n"), "n1", 300*time.Millisecond, nil)
+	h, err := New(writeScript(t, "sleep 60 &\necho $! > "+pidFile+"\nwait\n"), "n1", 300*time.Millisecond, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	_, err = h.Acquire(context.Background(), hookVIPs[:1])
-	if !errors.Is(err, ErrHook) || !strings.Contains(err.Error(), "timed out") {
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "timed out") {
 		t.Fatalf("acquire: %v", err)
 	}
 	if d := time.Since(start); d > 3*time.Second {
@@ -101,11 +103,11 @@ func TestHookHangsIsKilled(t *testing.T) {
 	}
 }
 
-func TestCheckHook(t *testing.T) {
+func TestCheck(t *testing.T) {
 	noexec := filepath.Join(t.TempDir(), "hook")
 	os.WriteFile(noexec, []byte("#!/bin/sh\n"), 0o644)
 	for _, p := range []string{"", "relative/hook", "/nonexistent/hook", noexec, t.TempDir()} {
-		if err := CheckHook(p); !errors.Is(err, ErrHook) {
+		if err := Check(p); !errors.Is(err, ErrFailed) {
 			t.Errorf("%q accepted: %v", p, err)
 		}
 	}
@@ -148,12 +150,12 @@ func TestRunnerRetriesFailingHook(t *testing.T) {
 [ "$1" = release ] && exit 0
 [ $n -ge 3 ] || { echo "attempt $n fails"; exit 1; }
 `)
-	h, err := NewHook(script, "n1", time.Second, nil)
+	h, err := New(script, "n1", time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	loc := &fakeLocal{}
-	r := NewRunner(RunnerConfig{Local: loc, Mode: h, Backoff: Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond}})
+	r := vip.NewRunner(vip.RunnerConfig{Local: loc, Mode: h, Backoff: vip.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond}})
 	defer r.Close(time.Second)
 	start := time.Now()
 	if changed, err := r.Claim(hookVIPs[:1]); err != nil || !changed {
@@ -191,11 +193,11 @@ func TestRunnerReleaseCancelsHangingAcquire(t *testing.T) {
 touch `+started+`
 exec sleep 60
 `)
-	h, err := NewHook(script, "n1", time.Minute, nil)
+	h, err := New(script, "n1", time.Minute, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewRunner(RunnerConfig{Local: &fakeLocal{}, Mode: h})
+	r := vip.NewRunner(vip.RunnerConfig{Local: &fakeLocal{}, Mode: h})
 	r.Claim(hookVIPs[:1])
 	waitUntil(t, "the acquire hook to start", func() bool { _, err := os.Stat(started); return err == nil })
 	start := time.Now()
