@@ -49,14 +49,18 @@ func TestFailoverKillAndTransfer(t *testing.T) {
 	})
 
 	sampler := lc.startSampler()
-	var killed time.Time
-	gap := outage(t, lc, tunnelServer4, func() { killed = time.Now(); kill(t, leader, syscall.SIGKILL) })
+	var vipGone func() time.Duration
+	gap := outage(t, lc, tunnelServer4, func() {
+		killed := time.Now()
+		vipGone = watchVIPGone(t, leader, killed, 2*fenceLimit)
+		kill(t, leader, syscall.SIGKILL)
+	})
 	fmt.Printf("FIGURE failover kill -9: client outage %v\n", gap.Round(time.Millisecond))
 	if gap > scaled(3*time.Second) {
 		t.Errorf("outage after SIGKILL of the leader: %v, want at most %v (goal: under 1s)", gap, scaled(3*time.Second))
 	}
 	checkEndpoint(t, wc, vip4.Addr(), "after SIGKILL failover")
-	if gone := waitVIPGone(t, leader, killed, 2*fenceLimit); gone > fenceLimit {
+	if gone := vipGone(); gone > fenceLimit {
 		t.Errorf("the killed leader's NIC held the VIP for %v after the kill, want at most %v", gone, fenceLimit)
 	}
 	if err := lc.servesNothing(leader); err != nil {

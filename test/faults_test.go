@@ -906,12 +906,13 @@ func TestFaultsKillLeader(t *testing.T) {
 			gaps = append(gaps, time.Since(last))
 		}
 		last = time.Now()
+		vipGone := watchVIPGone(t, leader, last, 2*fenceLimit)
 		fc.stop(leader, syscall.SIGKILL)
 		holder := fc.waitNewHolder(leader, 15*time.Second)
 		moves = append(moves, time.Since(last))
 		// Nobody cleans up after the killed process: its VIP lease runs
 		// out by itself.
-		fenced = append(fenced, waitVIPGone(t, leader, last, 2*fenceLimit))
+		fenced = append(fenced, vipGone())
 		if err := fc.servesNothing(leader); err != nil {
 			t.Errorf("kill %d: the killed leader: %v", i+1, err)
 		}
@@ -1058,10 +1059,11 @@ func TestFaultsStopLeader(t *testing.T) {
 			t.Fatal(err)
 		}
 		stopped := time.Now()
+		vipGone := watchVIPGone(t, old, stopped, 2*fenceLimit)
 		fc.freeze(old)
 		holder := fc.waitNewHolder(old, 15*time.Second)
 		moved = append(moved, time.Since(stopped))
-		fenced = append(fenced, waitVIPGone(t, old, stopped, 2*fenceLimit))
+		fenced = append(fenced, vipGone())
 		if d := fenced[len(fenced)-1]; d > fenceLimit {
 			t.Errorf("round %d: the stopped leader's NIC held the VIP %v after SIGSTOP, want at most %v", round+1, d, fenceLimit)
 		}

@@ -176,6 +176,43 @@ func waitVIPGone(t testing.TB, s *labServer, since time.Time, d time.Duration) t
 	return time.Since(since)
 }
 
+// watchVIPGone starts polling the server's NIC every 10ms now, in the
+// background, and returns a function that waits (up to d from now) until
+// the poller saw neither VIP and returns how long after since that was
+// first seen. Start it at the fault, so that whatever the test waits for
+// in between (a new leader, the client's outage) does not count as time
+// the NIC held the VIP.
+func watchVIPGone(t testing.TB, s *labServer, since time.Time, d time.Duration) func() time.Duration {
+	type result struct {
+		at  time.Time
+		err error
+	}
+	done := make(chan result, 1)
+	deadline := time.Now().Add(scaled(d))
+	go func() {
+		for {
+			held, err := holdsVIP(s)
+			if err == nil && !held {
+				done <- result{at: time.Now()}
+				return
+			}
+			if time.Now().After(deadline) {
+				done <- result{err: fmt.Errorf("%s still holds a VIP %v after the fault (%v)", s.id, time.Since(since).Round(time.Millisecond), err)}
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // polling interval
+		}
+	}()
+	return func() time.Duration {
+		t.Helper()
+		r := <-done
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		return r.at.Sub(since)
+	}
+}
+
 // fenceRounds is how many kills and stops TestFenceDeadLeader measures
 // (RAFTGUARD_FENCE_ROUNDS, default 2 each).
 func fenceRounds() int {
