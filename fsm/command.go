@@ -47,6 +47,8 @@ const (
 	CmdSetPeerStatus CommandType = 17
 	// CmdExpirePeers disables peers whose expiry has passed (protocol 8).
 	CmdExpirePeers CommandType = 18
+	// CmdAddPeers creates many peers in one entry (protocol 9).
+	CmdAddPeers CommandType = 19
 
 	// IgnorableFlag marks a command type that older nodes may ignore.
 	IgnorableFlag CommandType = 0x80
@@ -89,8 +91,9 @@ const (
 // protocol 3 adds web console sessions; protocol 4 adds the audit log and
 // Apply's text rules (rules.go); protocol 5 adds the NAT setting; protocol
 // 6 adds the VIP mode (Settings.VIPMode, UpdateSettings.VIPMode); protocol
-// 7 records peer status (set-peer-status); protocol 8 adds peer expiry.
-const ProtocolVersion = 8
+// 7 records peer status (set-peer-status); protocol 8 adds peer expiry;
+// protocol 9 adds bulk peer creation (add-peers).
+const ProtocolVersion = 9
 
 // command is one entry of the registration table.
 type command struct {
@@ -127,6 +130,7 @@ var commands = []command{
 	register(CmdAudit, "audit", 4, (*state).applyAudit),
 	register(CmdSetPeerStatus, "set-peer-status", 7, (*state).applySetPeerStatus),
 	register(CmdExpirePeers, "expire-peers", 8, (*state).applyExpirePeers),
+	register(CmdAddPeers, "add-peers", 9, (*state).applyAddPeers),
 }
 
 // register makes a table entry for a command whose body is a T.

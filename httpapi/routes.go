@@ -30,6 +30,7 @@ func (s *Server) register() {
 	s.handle("POST /v1/keys", admin, local, s.keys)
 	s.handle("GET /v1/peers", admin, read, s.listPeers)
 	s.handle("POST /v1/peers", admin, write, s.createPeer, withPrepare(s.prepareCreate))
+	s.handle("POST /v1/peers/bulk", admin, write, s.bulkCreatePeers, withPrepare(s.requireCommand(fsm.CmdAddPeers)), withMaxBody(16<<20), withTimeout(5*time.Minute))
 	s.handle("GET /v1/peers/{name}", admin, read, s.getPeer)
 	s.handle("PATCH /v1/peers/{name}", admin, write, s.updatePeer)
 	s.handle("DELETE /v1/peers/{name}", admin, write, s.deletePeer)

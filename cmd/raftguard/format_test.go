@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -151,5 +153,27 @@ func TestExpiryArg(t *testing.T) {
 		if got, err := expiryArg(bad, now); err == nil {
 			t.Errorf("expiryArg(%q) = %q, want an error", bad, got)
 		}
+	}
+}
+
+func TestImportRequest(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "wg0.conf")
+	conf := "[Interface]\nPrivateKey = x\nAddress = 10.8.0.1/24\n\n[Peer]\n# Name = alice\nPublicKey = A=\nPresharedKey = P=\nAllowedIPs = 10.8.0.2/32, 192.168.9.0/24\n\n[Peer]\nPublicKey = B=\nAllowedIPs = 10.8.0.3/32\n"
+	if err := os.WriteFile(f, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	req, err := importRequest(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(req.Peers) != 2 {
+		t.Fatalf("%d peers", len(req.Peers))
+	}
+	a, b := req.Peers[0], req.Peers[1]
+	if a.Name != "alice" || *a.PublicKey != "A=" || *a.PresharedKey != "P=" || fmt.Sprint(a.Addresses, a.AllowedIPs) != "[10.8.0.2/32] [192.168.9.0/24]" {
+		t.Fatalf("alice: %+v", a)
+	}
+	if b.Name != "peer-2" || *b.PresharedKey != "" || fmt.Sprint(b.Addresses) != "[10.8.0.3/32]" {
+		t.Fatalf("peer-2: %+v", b)
 	}
 }

@@ -33,6 +33,7 @@ func peerCommand() *cli.Command {
 				Action: peerAdd,
 			},
 			{Name: "list", Usage: "list peers", Action: peerList},
+			peerImportCommand(),
 			{Name: "show", Usage: "show one peer", ArgsUsage: "NAME", Action: peerShow},
 			{Name: "rm", Aliases: []string{"delete"}, Usage: "delete a peer", ArgsUsage: "NAME", Action: peerRemove},
 			{Name: "enable", Usage: "enable a peer (an expired one only after peer set --expires)", ArgsUsage: "NAME", Action: peerSetEnabled(true)},
