@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/raftguard/raftguard/internal/apiclient"
 )
 
 func (s *Server) health(w http.ResponseWriter, r *request) error {
@@ -79,20 +80,17 @@ func (s *Server) cluster(w http.ResponseWriter, r *request) error {
 func (s *Server) fetchNode(ctx context.Context, addr string) (NodeStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/v1/node", nil)
-	if err != nil {
-		return NodeStatus{}, err
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return NodeStatus{}, fmt.Errorf("unreachable: %w", errors.Unwrap(err))
-	}
-	defer resp.Body.Close()
+	c := apiclient.Client{Base: "https://" + addr, HTTP: s.client}
 	var st NodeStatus
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("answered %s", resp.Status)
+	_, err := c.Do(ctx, http.MethodGet, "/v1/node", nil, &st)
+	var ae *apiclient.Error
+	switch {
+	case err == nil:
+		return st, nil
+	case errors.As(err, &ae):
+		return st, fmt.Errorf("answered %d %s", ae.Status, http.StatusText(ae.Status))
 	}
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	return st, fmt.Errorf("unreachable: %w", err)
 }
 
 func (s *Server) transferLeader(w http.ResponseWriter, r *request) error {
