@@ -1,7 +1,7 @@
 // Package apiclient speaks raftguard's HTTP API as a client: the base URL,
 // the bearer token, the cluster CA (through the caller's TLS config), the
 // write deadline header, JSON bodies and the error body. The command line
-// client, a joining node and the tests' helpers use it.
+// client, a joining node and the nodes' status calls to each other use it.
 package apiclient
 
 import (
