@@ -471,7 +471,7 @@ type statusRow struct {
 	Version, Protocol            string
 }
 
-var statusHead = regexp.MustCompile(`^leader: (\S+)\s+term: (\d+)\s+VIP holder: (\S+)\s+cluster version: (\d+)$`)
+var statusHead = regexp.MustCompile(`^leader: (\S+)\s+term: (\d+)\s+VIP holder: (\S+)\s+VIP mode: \S+\s+cluster version: (\d+)$`)
 
 func parseStatus(out string) (statusTable, error) {
 	var st statusTable
