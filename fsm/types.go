@@ -71,7 +71,12 @@ const (
 )
 
 // VIPModes lists the valid VIP modes, the default first.
-var VIPModes = []string{VIPModeARP, VIPModeBGP, VIPModeHook, VIPModeHetzner, VIPModeAWS}
+var VIPModes = []string{VIPModeARP, VIPModeBGP, VIPModeHook}
+
+// plannedVIPModes are modes with a name but no implementation in this
+// build: refused with a pointer to the hook, never accepted and left to
+// fail on every node.
+var plannedVIPModes = []string{VIPModeHetzner, VIPModeAWS}
 
 // Mode is the VIP mode in effect: VIPMode, or VIPModeARP when empty.
 func (s Settings) Mode() string {
@@ -85,6 +90,9 @@ func (s Settings) Mode() string {
 func ValidateVIPMode(m string) error {
 	if m == "" || slices.Contains(VIPModes, m) {
 		return nil
+	}
+	if slices.Contains(plannedVIPModes, m) {
+		return fmt.Errorf("%w: VIP mode %q is not available in this build; use --vip-mode hook with a script that calls the provider's API (runbook section 7.3)", ErrInvalid, m)
 	}
 	return fmt.Errorf("%w: VIP mode %q is not one of %s", ErrInvalid, m, strings.Join(VIPModes, ", "))
 }

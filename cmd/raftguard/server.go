@@ -66,7 +66,7 @@ func serverFlags() []cli.Flag {
 		cluster(&cli.IntFlag{Name: "mtu", Usage: "interface MTU", EnvVars: envVar("mtu"), DefaultText: "1420"}),
 		cluster(&cli.IntFlag{Name: "keepalive", Usage: "PersistentKeepalive written into client configs", EnvVars: envVar("keepalive"), DefaultText: "25"}),
 		cluster(&cli.BoolFlag{Name: "nat", Usage: "masquerade traffic from the pools leaving the leader (nftables, follows the leader)", EnvVars: envVar("nat")}),
-		cluster(str("vip-mode", "how the VIP reaches the leader: arp (L2: GARP/NA), bgp, hook, hetzner or aws", "arp")),
+		cluster(str("vip-mode", "how the VIP reaches the leader: arp (L2: GARP/NA), bgp or hook", "arp")),
 		&cli.StringFlag{Name: "vip-hook", Usage: "hook mode: program run (no shell) as PATH acquire|release VIP NODE_ID; absolute path", EnvVars: envVar("vip-hook"), Category: "VIP modes (node-local)"},
 		&cli.UintFlag{Name: "bgp-asn", Usage: "bgp mode: this node's AS number", EnvVars: envVar("bgp-asn"), Category: "VIP modes (node-local)"},
 		&cli.StringSliceFlag{Name: "bgp-neighbor", Usage: "bgp mode: a router to announce the VIP to, ADDR@ASN; repeat for more", EnvVars: envVar("bgp-neighbor"), Category: "VIP modes (node-local)"},
