@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Tests of the kernel WireGuard device. They skip where the kernel has no
@@ -60,20 +59,7 @@ func TestKernelSetIdempotent(t *testing.T) {
 		t.Fatalf("link %s is not a kernel WireGuard link: %s", name, kind)
 	}
 
-	p0, p1, p2 := testPeer(t, 1), testPeer(t, 2), testPeer(t, 3)
-	p0.PresharedKey = testKey(t).String()
-	p0.Endpoint = netip.MustParseAddrPort("192.0.2.50:51000")
-	p0.AllowedIPs = append(p0.AllowedIPs, netip.MustParsePrefix("203.0.113.0/24"))
-	p1.AllowedIPs = append(p1.AllowedIPs, netip.MustParsePrefix("fd00:99::2/128"))
-	p2.AllowedIPs = nil
-	p2.Endpoint = netip.MustParseAddrPort("[2001:db8::50]:51001")
-	cfg := Config{
-		PrivateKey: testKey(t).String(),
-		ListenPort: 51820,
-		Addresses:  []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24"), netip.MustParsePrefix("fd00:99::1/64")},
-		MTU:        1380,
-		Peers:      []Peer{p0, p1, p2},
-	}
+	p0, p1, p2, cfg := setIdempotentConfig(t)
 	wantAddrs := []string{"198.51.100.1/24", "fd00:99::1/64"}
 
 	// A follower: everything configured, link down, no socket.
@@ -135,23 +121,7 @@ func TestKernelSetIdempotent(t *testing.T) {
 		t.Fatal("Set after InitiateHandshake reported a change")
 	}
 
-	// Changes made behind the package's back are repaired.
-	run(t, "ip", "-n", ns, "addr", "del", "198.51.100.1/24", "dev", name)
-	run(t, "ip", "-n", ns, "addr", "add", "203.0.113.99/24", "dev", name)
-	run(t, "ip", "-n", ns, "link", "set", name, "mtu", "1300")
-	if !set(t, n, d, cfg) {
-		t.Fatal("Set after external changes reported no change")
-	}
-	if mtu, _, addrs := linkState(t, n, name); mtu != 1380 || !slices.Equal(addrs, wantAddrs) {
-		t.Fatalf("not repaired: mtu %d addrs %v", mtu, addrs)
-	}
-	run(t, "ip", "-n", ns, "link", "set", name, "down")
-	if isUp(t, n, d) {
-		t.Fatal("IsUp true after the link was downed behind our back")
-	}
-	if !set(t, n, d, cfg) || !isUp(t, n, d) {
-		t.Fatal("Set did not bring the downed link back up")
-	}
+	checkRepairs(t, n, d, ns, name, cfg, wantAddrs)
 
 	// A new listen port.
 	cfg.ListenPort = 51821
@@ -190,32 +160,7 @@ func TestKernelSetIdempotent(t *testing.T) {
 		t.Fatal("the socket is still open when down")
 	}
 
-	// The stats carry each peer (no handshake yet).
-	var stats []PeerStats
-	n.do(func() { stats, err = d.Stats() })
-	if err != nil || len(stats) != 3 {
-		t.Fatalf("Stats: %d peers, %v", len(stats), err)
-	}
-	for _, s := range stats {
-		if !s.LastHandshake.IsZero() || s.RxBytes != 0 {
-			t.Errorf("stats %+v, want no handshake", s)
-		}
-	}
-
-	// Close removes the link.
-	n.do(func() { err = d.Close() })
-	if err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	eventually(t, 5*time.Second, "link removed", func() error {
-		if _, err := runErr("ip", "-n", ns, "link", "show", name); err == nil {
-			return fmt.Errorf("link %s still there", name)
-		}
-		return nil
-	})
-	if _, err := d.Set(cfg); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Set after Close: %v, want ErrClosed", err)
-	}
+	checkStatsAndClose(t, n, d, ns, name, cfg)
 }
 
 // TestKernelReplacesLeftover checks that Open replaces a kernel WireGuard

@@ -160,20 +160,7 @@ func TestUserspaceSetIdempotent(t *testing.T) {
 		t.Fatalf("kind %s name %s", d.Kind(), d.Name())
 	}
 
-	p0, p1, p2 := testPeer(t, 1), testPeer(t, 2), testPeer(t, 3)
-	p0.PresharedKey = testKey(t).String()
-	p0.Endpoint = netip.MustParseAddrPort("192.0.2.50:51000")
-	p0.AllowedIPs = append(p0.AllowedIPs, netip.MustParsePrefix("203.0.113.0/24"))
-	p1.AllowedIPs = append(p1.AllowedIPs, netip.MustParsePrefix("fd00:99::2/128"))
-	p2.AllowedIPs = nil
-	p2.Endpoint = netip.MustParseAddrPort("[2001:db8::50]:51001")
-	cfg := Config{
-		PrivateKey: testKey(t).String(),
-		ListenPort: 51820,
-		Addresses:  []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24"), netip.MustParsePrefix("fd00:99::1/64")},
-		MTU:        1380,
-		Peers:      []Peer{p0, p1, p2},
-	}
+	p0, p1, _, cfg := setIdempotentConfig(t)
 	wantAddrs := []string{"198.51.100.1/24", "fd00:99::1/64"}
 
 	// A follower: everything configured, link down, no socket.
@@ -222,23 +209,7 @@ func TestUserspaceSetIdempotent(t *testing.T) {
 		t.Fatalf("InitiateHandshake to an unknown peer: %v, want ErrUnknownPeer", err)
 	}
 
-	// Changes made behind the package's back are repaired.
-	run(t, "ip", "-n", ns, "addr", "del", "198.51.100.1/24", "dev", name)
-	run(t, "ip", "-n", ns, "addr", "add", "203.0.113.99/24", "dev", name)
-	run(t, "ip", "-n", ns, "link", "set", name, "mtu", "1300")
-	if !set(t, n, d, cfg) {
-		t.Fatal("Set after external changes reported no change")
-	}
-	if mtu, _, addrs := linkState(t, n, name); mtu != 1380 || !slices.Equal(addrs, wantAddrs) {
-		t.Fatalf("not repaired: mtu %d addrs %v", mtu, addrs)
-	}
-	run(t, "ip", "-n", ns, "link", "set", name, "down")
-	if isUp(t, n, d) {
-		t.Fatal("IsUp true after the link was downed behind our back")
-	}
-	if !set(t, n, d, cfg) || !isUp(t, n, d) {
-		t.Fatal("Set did not bring the downed link back up")
-	}
+	checkRepairs(t, n, d, ns, name, cfg, wantAddrs)
 
 	// A new listen port rebinds.
 	cfg.ListenPort = 51821
@@ -297,7 +268,57 @@ func TestUserspaceSetIdempotent(t *testing.T) {
 		t.Fatalf("sockets still open when down: %v", b)
 	}
 
-	// The stats carry each peer (no handshake yet).
+	checkStatsAndClose(t, n, d, ns, name, cfg)
+}
+
+// setIdempotentConfig returns the three peers and the configuration the
+// SetIdempotent tests of both kinds of device start from.
+func setIdempotentConfig(t *testing.T) (p0, p1, p2 Peer, cfg Config) {
+	t.Helper()
+	p0, p1, p2 = testPeer(t, 1), testPeer(t, 2), testPeer(t, 3)
+	p0.PresharedKey = testKey(t).String()
+	p0.Endpoint = netip.MustParseAddrPort("192.0.2.50:51000")
+	p0.AllowedIPs = append(p0.AllowedIPs, netip.MustParsePrefix("203.0.113.0/24"))
+	p1.AllowedIPs = append(p1.AllowedIPs, netip.MustParsePrefix("fd00:99::2/128"))
+	p2.AllowedIPs = nil
+	p2.Endpoint = netip.MustParseAddrPort("[2001:db8::50]:51001")
+	cfg = Config{
+		PrivateKey: testKey(t).String(),
+		ListenPort: 51820,
+		Addresses:  []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24"), netip.MustParsePrefix("fd00:99::1/64")},
+		MTU:        1380,
+		Peers:      []Peer{p0, p1, p2},
+	}
+	return p0, p1, p2, cfg
+}
+
+// checkRepairs changes the up device d's link behind the package's back
+// (addresses, MTU, down) and checks that Set repairs it.
+func checkRepairs(t *testing.T, n *nsThread, d Device, ns, name string, cfg Config, wantAddrs []string) {
+	t.Helper()
+	run(t, "ip", "-n", ns, "addr", "del", "198.51.100.1/24", "dev", name)
+	run(t, "ip", "-n", ns, "addr", "add", "203.0.113.99/24", "dev", name)
+	run(t, "ip", "-n", ns, "link", "set", name, "mtu", "1300")
+	if !set(t, n, d, cfg) {
+		t.Fatal("Set after external changes reported no change")
+	}
+	if mtu, _, addrs := linkState(t, n, name); mtu != 1380 || !slices.Equal(addrs, wantAddrs) {
+		t.Fatalf("not repaired: mtu %d addrs %v", mtu, addrs)
+	}
+	run(t, "ip", "-n", ns, "link", "set", name, "down")
+	if isUp(t, n, d) {
+		t.Fatal("IsUp true after the link was downed behind our back")
+	}
+	if !set(t, n, d, cfg) || !isUp(t, n, d) {
+		t.Fatal("Set did not bring the downed link back up")
+	}
+}
+
+// checkStatsAndClose checks the stats of d's three peers (no handshake yet),
+// then that Close removes the link and Set after it fails with ErrClosed.
+func checkStatsAndClose(t *testing.T, n *nsThread, d Device, ns, name string, cfg Config) {
+	t.Helper()
+	var err error
 	var stats []PeerStats
 	n.do(func() { stats, err = d.Stats() })
 	if err != nil || len(stats) != 3 {
