@@ -269,9 +269,14 @@ func TestFenceDeadLeader(t *testing.T) {
 					rest = append(rest, s)
 				}
 			}
-			if nl := lc.leader(rest...); nl == old {
-				t.Fatalf("%s still leads", old.id)
-			}
+			// The others elect a new leader (their Raft timeouts, not
+			// the VIP's lifetime, decide when).
+			poll(t, 15*time.Second, func() error {
+				if nl := lc.leader(rest...); nl == old {
+					return fmt.Errorf("the others still name %s as leader", old.id)
+				}
+				return nil
+			})
 			p, err := lc.client.StartPinger(tunnelServer4, 50*time.Millisecond)
 			if err != nil {
 				t.Fatal(err)
