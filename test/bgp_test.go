@@ -151,23 +151,8 @@ func TestBGPMode(t *testing.T) {
 	if err := netlab.Available("bird", "birdc"); err != nil {
 		t.Skipf("BIRD 2 unavailable: %v (apt-get install bird2)", err)
 	}
-	lab, err := netlab.New("rgb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lc := &labCluster{t: t, bin: raftguardBinary(t), lab: lab, logDir: t.TempDir()}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, s := range lc.servers {
-				if s.proc != nil {
-					t.Logf("--- %s output (tail):\n%s", s.id, tail(s.proc.Output(), 60))
-				}
-			}
-		}
-		if err := lab.Close(); err != nil {
-			t.Errorf("lab close: %v", err)
-		}
-	})
+	lc := newLab(t, "rgb")
+	lab := lc.lab
 	const hold = 3
 	extra := []string{"--bgp-asn", "65001", "--bgp-neighbor", "192.0.2.254@65000", "--bgp-hold-time", fmt.Sprintf("%ds", hold)}
 	var addrs []string
@@ -226,13 +211,7 @@ func TestBGPMode(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = bird.Signal(syscall.SIGTERM); <-bird.Done() })
 
-	s1 := lc.servers[0]
-	lc.start(s1, "--bootstrap", "--vip", bgpVIP.String(), "--vip-mode", "bgp", "--pool", pool4)
-	token := lc.waitFile(filepath.Join(s1.dir, "join.token"))
-	for _, s := range lc.servers[1:] {
-		lc.start(s, "--join", "192.0.2.1:7443", "--token", token)
-	}
-	lc.waitHealthy(3)
+	lc.bootstrap("--vip", bgpVIP.String(), "--vip-mode", "bgp", "--pool", pool4)
 	leader := lc.leader()
 	oneHop := func(want string) func() error {
 		return func() error {

@@ -128,11 +128,12 @@ func needLab(t testing.TB) {
 	}
 }
 
-// newLabCluster starts n servers (s1 bootstraps, the others join through
-// it) and a client host. extra flags go to every server.
-func newLabCluster(t testing.TB, n int, extra ...string) *labCluster {
-	needLab(t)
-	lab, err := netlab.New("rgt")
+// newLab makes a namespace lab named after prefix and a cluster on it with
+// no servers yet. When the test ends it shows the servers' output if the
+// test failed, and closes the lab.
+func newLab(t testing.TB, prefix string) *labCluster {
+	t.Helper()
+	lab, err := netlab.New(prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +150,28 @@ func newLabCluster(t testing.TB, n int, extra ...string) *labCluster {
 			t.Errorf("lab close: %v", err)
 		}
 	})
+	return lc
+}
+
+// bootstrap starts the first server with --bootstrap and flags, the others
+// joining through it, and waits until all of them are healthy.
+func (lc *labCluster) bootstrap(flags ...string) {
+	lc.t.Helper()
+	s1 := lc.servers[0]
+	lc.start(s1, append([]string{"--bootstrap"}, flags...)...)
+	token := lc.waitFile(filepath.Join(s1.dir, "join.token"))
+	for _, s := range lc.servers[1:] {
+		lc.start(s, "--join", "192.0.2.1:7443", "--token", token)
+	}
+	lc.waitHealthy(len(lc.servers))
+}
+
+// newLabCluster starts n servers (s1 bootstraps, the others join through
+// it) and a client host. extra flags go to every server.
+func newLabCluster(t testing.TB, n int, extra ...string) *labCluster {
+	needLab(t)
+	lc := newLab(t, "rgt")
+	lab := lc.lab
 	for i := 1; i <= n; i++ {
 		h, err := lab.AddHost(fmt.Sprintf("s%d", i),
 			netip.MustParsePrefix(fmt.Sprintf("192.0.2.%d/24", i)),
@@ -161,16 +184,11 @@ func newLabCluster(t testing.TB, n int, extra ...string) *labCluster {
 			wg: lab.Name("rgwg"), extra: extra,
 		})
 	}
+	var err error
 	if lc.client, err = lab.AddHost("c1", client, netip.MustParsePrefix("2001:db8::50/64")); err != nil {
 		t.Fatal(err)
 	}
-	s1 := lc.servers[0]
-	lc.start(s1, "--bootstrap", "--vip", vip4.String(), "--vip", vip6.String(), "--pool", pool4, "--pool6", pool6)
-	token := lc.waitFile(filepath.Join(s1.dir, "join.token"))
-	for _, s := range lc.servers[1:] {
-		lc.start(s, "--join", "192.0.2.1:7443", "--token", token)
-	}
-	lc.waitHealthy(n)
+	lc.bootstrap("--vip", vip4.String(), "--vip", vip6.String(), "--pool", pool4, "--pool6", pool6)
 	return lc
 }
 
