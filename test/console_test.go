@@ -61,20 +61,7 @@ type consoleCluster struct {
 
 func startConsoleCluster(t *testing.T) *consoleCluster {
 	t.Helper()
-	pc := &procCluster{t: t, bin: raftguardBinary(t), procs: map[string]*proc{}}
-	t.Cleanup(func() {
-		for _, p := range pc.procs {
-			if p.cmd != nil && p.cmd.ProcessState == nil {
-				p.cmd.Process.Kill()
-				<-p.done
-			}
-		}
-		if t.Failed() {
-			for id := range pc.procs {
-				t.Logf("--- %s log:\n%s", id, pc.logs(id))
-			}
-		}
-	})
+	pc := newProcCluster(t, raftguardBinary(t))
 	ports := freePorts(t, 6)
 	cc := &consoleCluster{procCluster: pc, api: map[string]string{}}
 	addr := func(i int) (string, string) {

@@ -86,6 +86,28 @@ type procCluster struct {
 	mu    sync.Mutex // guards procs' log buffers
 }
 
+// newProcCluster returns a cluster of server processes run from bin, none
+// started yet. When the test ends it kills those still running and, if the
+// test failed, shows their logs.
+func newProcCluster(t *testing.T, bin string) *procCluster {
+	t.Helper()
+	pc := &procCluster{t: t, bin: bin, procs: map[string]*proc{}}
+	t.Cleanup(func() {
+		for _, p := range pc.procs {
+			if p.cmd != nil && p.cmd.ProcessState == nil {
+				p.cmd.Process.Kill()
+				<-p.done
+			}
+		}
+		if t.Failed() {
+			for id := range pc.procs {
+				t.Logf("--- %s log:\n%s", id, pc.logs(id))
+			}
+		}
+	})
+	return pc
+}
+
 func (pc *procCluster) start(id string, args ...string) *proc {
 	pc.t.Helper()
 	p := pc.procs[id]
@@ -168,20 +190,7 @@ func pollEvery(t testing.TB, d, interval time.Duration, f func() error) {
 // server --dataplane none` processes on loopback, kills the leader with
 // SIGKILL and restarts it from its data dir alone.
 func TestProcessesFormClusterAndSurviveLeaderKill(t *testing.T) {
-	pc := &procCluster{t: t, bin: raftguardBinary(t), procs: map[string]*proc{}}
-	t.Cleanup(func() {
-		for _, p := range pc.procs {
-			if p.cmd != nil && p.cmd.ProcessState == nil {
-				p.cmd.Process.Kill()
-				<-p.done
-			}
-		}
-		if t.Failed() {
-			for id := range pc.procs {
-				t.Logf("--- %s log:\n%s", id, pc.logs(id))
-			}
-		}
-	})
+	pc := newProcCluster(t, raftguardBinary(t))
 	ports := freePorts(t, 6)
 	addr := func(i int) (string, string) {
 		return fmt.Sprintf("127.0.0.1:%d", ports[2*i]), fmt.Sprintf("127.0.0.1:%d", ports[2*i+1])

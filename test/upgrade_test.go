@@ -93,20 +93,7 @@ func TestRollingUpgradeFromPreviousRelease(t *testing.T) {
 	}
 	oldBin := buildRevision(t, upgradeFrom)
 	newBin := raftguardBinary(t)
-	pc := &procCluster{t: t, bin: oldBin, procs: map[string]*proc{}}
-	t.Cleanup(func() {
-		for _, p := range pc.procs {
-			if p.cmd != nil && p.cmd.ProcessState == nil {
-				p.cmd.Process.Kill()
-				<-p.done
-			}
-		}
-		if t.Failed() {
-			for id := range pc.procs {
-				t.Logf("--- %s log:\n%s", id, pc.logs(id))
-			}
-		}
-	})
+	pc := newProcCluster(t, oldBin)
 	ids := []string{"n1", "n2", "n3"}
 	ports := freePorts(t, 6)
 	raftAddr := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[2*i]) }
