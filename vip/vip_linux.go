@@ -88,8 +88,8 @@ func newManager(iface string, log *slog.Logger, ns netns.NsHandle) (*Manager, er
 	return m, nil
 }
 
-// lock opens Claim, Release and Renew: it checks and normalizes vips and
-// takes m.mu, which the caller releases with unlock.
+// lock opens Claim, Release, Renew and Held: it checks and normalizes vips
+// and takes m.mu, which the caller releases with unlock.
 func (m *Manager) lock(vips []netip.Prefix) (want []netip.Prefix, unlock func(), err error) {
 	want, err = normalize(vips)
 	if err != nil {
@@ -101,6 +101,20 @@ func (m *Manager) lock(vips []netip.Prefix) (want []netip.Prefix, unlock func(),
 		return nil, nil, ErrClosed
 	}
 	return want, m.mu.Unlock, nil
+}
+
+// lockAddrs is lock followed by linkAddrs. On an error m.mu is not held.
+func (m *Manager) lockAddrs(vips []netip.Prefix) (want []netip.Prefix, link netlink.Link, have map[netip.Addr]netlink.Addr, unlock func(), err error) {
+	want, unlock, err = m.lock(vips)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	link, have, err = m.linkAddrs()
+	if err != nil {
+		unlock()
+		return nil, nil, nil, nil, err
+	}
+	return want, link, have, unlock, nil
 }
 
 // Claim adds every VIP in vips that the interface does not hold yet (IPv6
@@ -121,15 +135,11 @@ func (m *Manager) lock(vips []netip.Prefix) (want []netip.Prefix, unlock func(),
 // announced and the errors are returned together. An announcement that
 // fails is reported with ErrAnnounce, and the next Claim tries it again.
 func (m *Manager) Claim(vips []netip.Prefix) (changed bool, err error) {
-	want, unlock, err := m.lock(vips)
+	want, link, have, unlock, err := m.lockAddrs(vips)
 	if err != nil {
 		return false, err
 	}
 	defer unlock()
-	link, have, err := m.linkAddrs()
-	if err != nil {
-		return false, err
-	}
 
 	var (
 		errs []error
@@ -218,15 +228,11 @@ func (m *Manager) Release(vips []netip.Prefix) (changed bool, err error) {
 // quorum: the lease is what removes the VIP from a node whose process died
 // or froze.
 func (m *Manager) Renew(vips []netip.Prefix) (all bool, err error) {
-	want, unlock, err := m.lock(vips)
+	want, link, have, unlock, err := m.lockAddrs(vips)
 	if err != nil {
 		return false, err
 	}
 	defer unlock()
-	link, have, err := m.linkAddrs()
-	if err != nil {
-		return false, err
-	}
 	all = true
 	var errs []error
 	for _, p := range want {
@@ -267,15 +273,11 @@ func (m *Manager) leased(n *net.IPNet) *netlink.Addr {
 // Held reports whether the interface holds every VIP in vips now (true for
 // an empty list).
 func (m *Manager) Held(vips []netip.Prefix) (bool, error) {
-	want, unlock, err := m.lock(vips)
+	want, _, have, unlock, err := m.lockAddrs(vips)
 	if err != nil {
 		return false, err
 	}
 	defer unlock()
-	_, have, err := m.linkAddrs()
-	if err != nil {
-		return false, err
-	}
 	for _, p := range want {
 		if _, ok := have[p.Addr()]; !ok {
 			return false, nil
