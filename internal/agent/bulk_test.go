@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raftguard/raftguard/fsm"
 	"github.com/raftguard/raftguard/httpapi"
 	"github.com/raftguard/raftguard/internal/agent/agenttest"
 )
@@ -24,22 +23,9 @@ func bulkKey(i int) string {
 // run changes nothing, and a real one puts 2,500 peers (three log
 // entries) on every node.
 func TestBulkCreate(t *testing.T) {
-	c := agenttest.Three(t)
-	agenttest.Eventually(t, 20*time.Second, func() error {
-		for _, a := range c.Nodes {
-			if v := a.State().ClusterVersion(); v != fsm.ProtocolVersion {
-				return fmt.Errorf("%s: cluster version %d", a.NodeID(), v)
-			}
-		}
-		return nil
-	})
+	c := threeAtProtocol(t)
 	leader := c.Leader()
-	var follower string
-	for id := range c.Nodes {
-		if id != leader.NodeID() {
-			follower = id
-		}
-	}
+	follower := followerOf(c, leader.NodeID())
 	cl := c.Client(follower)
 	const n = 2500
 	req := httpapi.BulkCreateRequest{}

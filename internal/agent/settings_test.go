@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raftguard/raftguard/fsm"
 	"github.com/raftguard/raftguard/httpapi"
 	"github.com/raftguard/raftguard/internal/agent/agenttest"
 )
@@ -17,22 +16,9 @@ import (
 // is validated as at bootstrap, applied through the leader, and the next
 // client config on every node shows it.
 func TestSettingsChangeReachesEveryNode(t *testing.T) {
-	c := agenttest.Three(t)
-	agenttest.Eventually(t, 20*time.Second, func() error {
-		for _, a := range c.Nodes {
-			if v := a.State().ClusterVersion(); v != fsm.ProtocolVersion {
-				return fmt.Errorf("%s: cluster version %d", a.NodeID(), v)
-			}
-		}
-		return nil
-	})
+	c := threeAtProtocol(t)
 	leader := c.Leader()
-	var follower string
-	for id := range c.Nodes {
-		if id != leader.NodeID() {
-			follower = id
-		}
-	}
+	follower := followerOf(c, leader.NodeID())
 	if code, body, _ := c.Client(leader.NodeID()).Call(http.MethodPost, "/v1/peers", map[string]any{"name": "laptop"}); code != http.StatusCreated {
 		t.Fatalf("create: %d %s", code, body)
 	}

@@ -12,10 +12,10 @@ import (
 	"github.com/raftguard/raftguard/internal/agent/agenttest"
 )
 
-// TestClusterVersionRaised: in a cluster of nodes of this build the leader
-// raises the cluster version to this build's protocol through the log, and
-// every node reports its protocol and the cluster version.
-func TestClusterVersionRaised(t *testing.T) {
+// threeAtProtocol starts a cluster of three nodes and waits until every
+// node has applied the cluster version of this build's protocol.
+func threeAtProtocol(t *testing.T) *agenttest.Cluster {
+	t.Helper()
 	c := agenttest.Three(t)
 	agenttest.Eventually(t, 20*time.Second, func() error {
 		for _, a := range c.Nodes {
@@ -25,6 +25,25 @@ func TestClusterVersionRaised(t *testing.T) {
 		}
 		return nil
 	})
+	return c
+}
+
+// followerOf returns the id of a node of c other than leaderID.
+func followerOf(c *agenttest.Cluster, leaderID string) string {
+	var follower string
+	for id := range c.Nodes {
+		if id != leaderID {
+			follower = id
+		}
+	}
+	return follower
+}
+
+// TestClusterVersionRaised: in a cluster of nodes of this build the leader
+// raises the cluster version to this build's protocol through the log, and
+// every node reports its protocol and the cluster version.
+func TestClusterVersionRaised(t *testing.T) {
+	c := threeAtProtocol(t)
 	code, body, _ := c.Client("n2").Call(http.MethodGet, "/v1/cluster", nil)
 	var st httpapi.ClusterStatus
 	if code != http.StatusOK || json.Unmarshal(body, &st) != nil {
