@@ -15,14 +15,7 @@ import (
 // claiming NIC's addresses; a permanent address reports 0xffffffff.
 func (p *pair) lifetimes(t *testing.T) map[netip.Addr][2]int {
 	t.Helper()
-	l, err := p.ha.LinkByName(p.ifA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, err := p.ha.AddrList(l, netlink.FAMILY_ALL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	list := p.addrListA(t)
 	out := make(map[netip.Addr][2]int)
 	for _, a := range list {
 		ip, _ := netip.AddrFromSlice(a.IP)

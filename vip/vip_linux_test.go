@@ -178,8 +178,8 @@ func (p *pair) manager(t *testing.T) *Manager {
 	return m
 }
 
-// addrsA returns the addresses on the claiming NIC with their flags.
-func (p *pair) addrsA(t *testing.T) map[netip.Addr]int {
+// addrListA returns the addresses on the claiming NIC as netlink lists them.
+func (p *pair) addrListA(t *testing.T) []netlink.Addr {
 	t.Helper()
 	l, err := p.ha.LinkByName(p.ifA)
 	if err != nil {
@@ -189,6 +189,13 @@ func (p *pair) addrsA(t *testing.T) map[netip.Addr]int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return list
+}
+
+// addrsA returns the addresses on the claiming NIC with their flags.
+func (p *pair) addrsA(t *testing.T) map[netip.Addr]int {
+	t.Helper()
+	list := p.addrListA(t)
 	out := make(map[netip.Addr]int)
 	for _, a := range list {
 		ip, _ := netip.AddrFromSlice(a.IP)
