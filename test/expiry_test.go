@@ -9,6 +9,8 @@ import (
 	"time"
 )
 
+// pingsServer sends the client's one ping to the server's address behind
+// the tunnel and reports whether it got an answer within a second.
 func (lc *labCluster) pingsServer() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()

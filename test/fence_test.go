@@ -222,6 +222,20 @@ func fenceRounds() int {
 	return 2
 }
 
+// waitPings waits until the client's pings through the tunnel get three
+// answers.
+func (lc *labCluster) waitPings() {
+	lc.t.Helper()
+	p, err := lc.client.StartPinger(tunnelServer4, 50*time.Millisecond)
+	if err != nil {
+		lc.t.Fatal(err)
+	}
+	if err := p.WaitReplies(3, 15*time.Second); err != nil {
+		lc.t.Fatalf("no ping through the tunnel: %v", err)
+	}
+	p.Stop()
+}
+
 // TestFenceDeadLeader: the leader's process is killed (SIGKILL) or frozen
 // (SIGSTOP); nobody cleans up after it. The kernel removes its VIPs by
 // itself within fenceLimit (the lease is no longer renewed), a new leader
@@ -231,14 +245,7 @@ func fenceRounds() int {
 func TestFenceDeadLeader(t *testing.T) {
 	lc := newLabCluster(t, 3)
 	lc.addClient(lc.servers[1], "fence")
-	p, err := lc.client.StartPinger(tunnelServer4, 50*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.WaitReplies(3, 15*time.Second); err != nil {
-		t.Fatalf("no ping through the tunnel: %v", err)
-	}
-	p.Stop()
+	lc.waitPings()
 	// The leader records the client's endpoint, so that each new leader
 	// greets the client at once.
 	poll(t, 10*time.Second, func() error {
@@ -368,14 +375,7 @@ func TestCrashedLeaderForgetsDeletedPeer(t *testing.T) {
 		}
 	}
 	wc := lc.addClient(via, "gone")
-	p, err := lc.client.StartPinger(tunnelServer4, 50*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.WaitReplies(3, 15*time.Second); err != nil {
-		t.Fatalf("no ping through the tunnel: %v", err)
-	}
-	p.Stop()
+	lc.waitPings()
 	out, err := lc.cli(via, "-o", "json", "peer", "show", "gone")
 	if err != nil {
 		t.Fatalf("peer show: %v\n%s", err, out)
@@ -419,7 +419,7 @@ func TestCrashedLeaderForgetsDeletedPeer(t *testing.T) {
 		t.Errorf("the crashed node keeps its WireGuard link (%+v, %v)", l, err)
 	}
 	// The client keeps trying (its own handshake retries); no node answers.
-	p, err = lc.client.StartPinger(tunnelServer4, 50*time.Millisecond)
+	p, err := lc.client.StartPinger(tunnelServer4, 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

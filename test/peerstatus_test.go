@@ -77,12 +77,7 @@ func TestPeerStatusAcrossFailover(t *testing.T) {
 	lc := newLabCluster(t, 3)
 	leader := lc.leader()
 	lc.addClient(leader, "laptop")
-	poll(t, 15*time.Second, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		_, err := lc.client.Run(ctx, "ping", "-c", "1", "-W", "1", "198.51.100.1")
-		return err
-	})
+	poll(t, 15*time.Second, lc.pingsServer)
 	lc.pingTunnel(40)
 	before := lc.sameStatusEverywhere("laptop", httpapi.PeerView{}, func(p httpapi.PeerView) error {
 		if p.Endpoint == "" || p.LatestHandshake == nil || !p.Online || p.RxBytes < 40*1000 || p.TxBytes < 40*1000 {
@@ -100,12 +95,7 @@ func TestPeerStatusAcrossFailover(t *testing.T) {
 		}
 	}
 	lc.leader(survivors...)
-	poll(t, 30*time.Second, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		_, err := lc.client.Run(ctx, "ping", "-c", "1", "-W", "1", "198.51.100.1")
-		return err
-	})
+	poll(t, 30*time.Second, lc.pingsServer)
 	lc.pingTunnel(40)
 	after := lc.sameStatusEverywhere("laptop", before, func(p httpapi.PeerView) error {
 		// The new leader's own 40 pings of 1 kB each way come on top.
