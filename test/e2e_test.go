@@ -125,12 +125,7 @@ func TestLeaderPartitioned(t *testing.T) {
 		return nil
 	})
 	old := lc.leader()
-	var rest []*labServer
-	for _, s := range lc.servers {
-		if s != old {
-			rest = append(rest, s)
-		}
-	}
+	rest := lc.others(old)
 	sampler := lc.startSampler()
 	var released time.Duration
 	gap := outage(t, lc, tunnelServer4, func() {

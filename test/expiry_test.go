@@ -38,12 +38,7 @@ func TestPeerExpiryAcrossFailover(t *testing.T) {
 		return
 	}
 	kill(t, leader, syscall.SIGKILL)
-	var survivors []*labServer
-	for _, s := range lc.servers {
-		if s != leader {
-			survivors = append(survivors, s)
-		}
-	}
+	survivors := lc.others(leader)
 	poll(t, 30*time.Second, func() error {
 		for _, s := range survivors {
 			p, err := lc.peerFrom(s, "contractor")

@@ -270,12 +270,7 @@ func TestFenceDeadLeader(t *testing.T) {
 			if gone > fenceLimit {
 				t.Errorf("%v of the leader: its VIPs were still on its NIC %v after the fault, want at most %v", sig, gone, fenceLimit)
 			}
-			var rest []*labServer
-			for _, s := range lc.servers {
-				if s != old {
-					rest = append(rest, s)
-				}
-			}
+			rest := lc.others(old)
 			// The others elect a new leader (their Raft timeouts, not
 			// the VIP's lifetime, decide when).
 			poll(t, 15*time.Second, func() error {
@@ -367,13 +362,7 @@ func TestCleanupAfterKill(t *testing.T) {
 func TestCrashedLeaderForgetsDeletedPeer(t *testing.T) {
 	lc := newLabCluster(t, 3)
 	old := lc.leader()
-	var via *labServer
-	for _, s := range lc.servers {
-		if s != old {
-			via = s
-			break
-		}
-	}
+	via := lc.others(old)[0]
 	wc := lc.addClient(via, "gone")
 	lc.waitPings()
 	out, err := lc.cli(via, "-o", "json", "peer", "show", "gone")
@@ -393,12 +382,7 @@ func TestCrashedLeaderForgetsDeletedPeer(t *testing.T) {
 	if out, err := lc.execStopPost(old); err != nil {
 		t.Fatalf("ExecStopPost: %v\n%s", err, out)
 	}
-	var rest []*labServer
-	for _, s := range lc.servers {
-		if s != old {
-			rest = append(rest, s)
-		}
-	}
+	rest := lc.others(old)
 	lc.leader(rest...)
 	if out, err := lc.cli(via, "peer", "rm", "gone"); err != nil {
 		t.Fatalf("peer rm: %v\n%s", err, out)

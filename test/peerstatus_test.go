@@ -88,12 +88,7 @@ func TestPeerStatusAcrossFailover(t *testing.T) {
 	t.Logf("before: endpoint %s handshake %v rx %d tx %d online %v", before.Endpoint, before.LatestHandshake, before.RxBytes, before.TxBytes, before.Online)
 
 	kill(t, leader, syscall.SIGKILL)
-	var survivors []*labServer
-	for _, s := range lc.servers {
-		if s != leader {
-			survivors = append(survivors, s)
-		}
-	}
+	survivors := lc.others(leader)
 	lc.leader(survivors...)
 	poll(t, 30*time.Second, lc.pingsServer)
 	lc.pingTunnel(40)
