@@ -129,10 +129,12 @@ func TestLeaderPartitioned(t *testing.T) {
 	sampler := lc.startSampler()
 	var released time.Duration
 	gap := outage(t, lc, tunnelServer4, func() {
-		cut := time.Now()
+		// The cut takes effect when nft commits its ruleset, at the end of
+		// Isolate: starting nft alone takes seconds in the emulated test VM.
 		if err := old.host.Isolate(); err != nil {
 			t.Fatal(err)
 		}
+		cut := time.Now()
 		poll(t, 5*time.Second, func() error {
 			if ok, _ := old.host.HasAddr(vip4.Addr()); ok {
 				return fmt.Errorf("old leader still holds the VIP")

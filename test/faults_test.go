@@ -950,10 +950,12 @@ func TestFaultsPartitionLeader(t *testing.T) {
 	for round := range roundsOf(2, 5) {
 		fc.waitAcked(wl, 200, time.Minute)
 		old := fc.waitHealthy(30 * time.Second)
-		cut := time.Now()
+		// The cut takes effect when nft commits its ruleset, at the end of
+		// Isolate: starting nft alone takes seconds in the emulated test VM.
 		if err := old.host.Isolate(); err != nil {
 			t.Fatal(err)
 		}
+		cut := time.Now()
 		pollFast(t, 5*time.Second, func() error {
 			if fc.holds(old) {
 				return errors.New("the cut-off leader still holds the VIP")
