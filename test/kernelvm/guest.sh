@@ -36,6 +36,20 @@ cp /kernelvm/*.test /kernelvm/raftguard /run/kernelvm/
 # shellcheck source=/dev/null
 . /kernelvm/env
 
+# The repository (the tests read files in it) comes through a share of its
+# own and is mounted at its host path: a checkout under /tmp or /run, which
+# are fresh tmpfs mounts here, is found all the same. Writes go to a tmpfs.
+mkdir -p /run/repo/lower /run/repo/rw
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose repo /run/repo/lower &&
+	mount -t tmpfs -o mode=0755 tmpfs /run/repo/rw &&
+	mkdir -p /run/repo/rw/upper /run/repo/rw/work "$RG_REPO" &&
+	mount -t overlay overlay -o "lowerdir=/run/repo/lower,upperdir=/run/repo/rw/upper,workdir=/run/repo/rw/work" "$RG_REPO"
+if [ ! -f "$RG_REPO/go.mod" ]; then
+	echo 1 >/kernelvm/rc
+	echo "kernelvm: the repository is not at $RG_REPO in the VM"
+	exit
+fi
+
 echo "kernelvm: kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
 if ! modprobe -a wireguard veth bridge tun nf_tables; then
 	echo 1 >/kernelvm/rc

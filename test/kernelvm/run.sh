@@ -143,6 +143,7 @@ cp "$here/guest.sh" "$run/guest.sh"
 
 {
 	echo "export RAFTGUARD_TEST_BINARY=/run/kernelvm/raftguard"
+	printf 'RG_REPO=%q\n' "$repo"
 	echo "export RAFTGUARD_TEST_DATAPLANE=kernel"
 	echo "export RAFTGUARD_TEST_TIME_SCALE=$scale"
 	echo "export RAFTGUARD_FAULTS_ROUNDS=$frounds"
@@ -171,6 +172,8 @@ timeout --foreground -k 10s "$timeout" qemu-system-x86_64 \
 	-device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
 	-fsdev "local,id=out,path=$run,security_model=none" \
 	-device virtio-9p-pci,fsdev=out,mount_tag=out \
+	-fsdev "local,id=repo,path=$repo,security_model=none,readonly=on,multidevs=remap" \
+	-device virtio-9p-pci,fsdev=repo,mount_tag=repo \
 	-nic none -display none -serial stdio -monitor none -no-reboot
 qrc=$?
 set -e
