@@ -19,7 +19,7 @@
 #   KERNELVM_MEM, KERNELVM_SMP   VM memory and CPUs (4G, 2)
 #   KERNELVM_ACCEL    qemu -accel value (default tcg,thread=multi; a KVM
 #                     guest hung at boot on the machines this was built on)
-#   KERNELVM_TIMEOUT  bound of the whole VM run (default 20m)
+#   KERNELVM_TIMEOUT  bound of the whole VM run (default 30m)
 #   KERNELVM_TIME_SCALE  RAFTGUARD_TEST_TIME_SCALE in the VM (default 4): the
 #                     emulated CPU is slower; waits, speed targets and Raft
 #                     timeouts stretch by it, correctness bounds do not
@@ -40,7 +40,7 @@ here="$repo/test/kernelvm"
 cache=${KERNELVM_CACHE:-/var/cache/raftguard-kernelvm}
 mem=${KERNELVM_MEM:-4G}
 smp=${KERNELVM_SMP:-2}
-timeout=${KERNELVM_TIMEOUT:-20m}
+timeout=${KERNELVM_TIMEOUT:-30m}
 scale=${KERNELVM_TIME_SCALE:-4}
 accel=${KERNELVM_ACCEL:-tcg,thread=multi}
 frounds=${KERNELVM_FAULTS_ROUNDS:-2}
@@ -156,7 +156,7 @@ cp "$here/guest.sh" "$run/guest.sh"
 		printf '%q\n' "end-to-end tests, kernel data plane|$repo/test|/run/kernelvm/test.test -test.v -test.count=1 -test.timeout 9m -test.run $e2e"
 	fi
 	if [ -n "$faults" ]; then
-		printf '%q\n' "fault scenarios, kernel data plane|$repo/test|env RAFTGUARD_FAULTS=1 /run/kernelvm/test.test -test.v -test.count=1 -test.timeout 7m -test.run $faults"
+		printf '%q\n' "fault scenarios, kernel data plane|$repo/test|env RAFTGUARD_FAULTS=1 /run/kernelvm/test.test -test.v -test.count=1 -test.timeout 15m -test.run $faults"
 	fi
 	echo ")"
 } >"$run/env"
