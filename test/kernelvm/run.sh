@@ -156,7 +156,7 @@ cp "$here/guest.sh" "$run/guest.sh"
 		printf '%q\n' "end-to-end tests, kernel data plane|$repo/test|/run/kernelvm/test.test -test.v -test.count=1 -test.timeout 9m -test.run $e2e"
 	fi
 	if [ -n "$faults" ]; then
-		printf '%q\n' "fault scenarios, kernel data plane|$repo/test|env RAFTGUARD_FAULTS=1 /run/kernelvm/test.test -test.v -test.count=1 -test.timeout 15m -test.run $faults"
+		printf '%q\n' "fault scenarios, kernel data plane|$repo/test|env RAFTGUARD_FAULTS=1 /run/kernelvm/test.test -test.v -test.count=1 -test.timeout 20m -test.run $faults"
 	fi
 	echo ")"
 } >"$run/env"
