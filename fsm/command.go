@@ -92,8 +92,10 @@ const (
 // Apply's text rules (rules.go); protocol 5 adds the NAT setting; protocol
 // 6 adds the VIP mode (Settings.VIPMode, UpdateSettings.VIPMode); protocol
 // 7 records peer status (set-peer-status); protocol 8 adds peer expiry;
-// protocol 9 adds bulk peer creation (add-peers).
-const ProtocolVersion = 9
+// protocol 9 adds bulk peer creation (add-peers); protocol 10 adds the
+// hetzner and aws VIP modes (values of Settings.VIPMode that older nodes
+// refuse: VIPModeSince).
+const ProtocolVersion = 10
 
 // command is one entry of the registration table.
 type command struct {
@@ -201,7 +203,32 @@ func CheckProposable(t CommandType, body any, clusterVersion int) error {
 	if field, since := newestFieldSet(reflect.ValueOf(body)); since > clusterVersion {
 		return upgradeRequired(c.name+" field "+field, since, clusterVersion)
 	}
+	if mode := proposedVIPMode(body); VIPModeSince(mode) > clusterVersion {
+		return upgradeRequired("VIP mode "+mode, VIPModeSince(mode), clusterVersion)
+	}
 	return nil
+}
+
+// proposedVIPMode is the VIP mode a command body sets ("" when none): a
+// value that older versions refuse even though the field is older.
+func proposedVIPMode(body any) string {
+	switch b := body.(type) {
+	case UpdateSettings:
+		if b.VIPMode != nil {
+			return *b.VIPMode
+		}
+	case *UpdateSettings:
+		if b != nil && b.VIPMode != nil {
+			return *b.VIPMode
+		}
+	case Init:
+		return b.Settings.VIPMode
+	case *Init:
+		if b != nil {
+			return b.Settings.VIPMode
+		}
+	}
+	return ""
 }
 
 func upgradeRequired(what string, need, have int) error {

@@ -304,3 +304,50 @@ func TestVIPModeRules(t *testing.T) {
 		t.Fatalf("arp stored as %q", s.VIPMode)
 	}
 }
+
+// TestCloudVIPModesGated: nodes before protocol 10 refuse the hetzner and
+// aws modes in Apply, so a cluster with such a node must neither propose
+// them nor apply them (an older replica would keep the old mode while the
+// newer ones switched).
+func TestCloudVIPModesGated(t *testing.T) {
+	for _, mode := range []string{VIPModeHetzner, VIPModeAWS} {
+		m := mode
+		err := CheckProposable(CmdUpdateSettings, UpdateSettings{VIPMode: &m}, ProtocolVersion-1)
+		if !errors.Is(err, ErrUpgradeRequired) || !strings.Contains(err.Error(), m) {
+			t.Fatalf("%s at cluster version %d: %v", m, ProtocolVersion-1, err)
+		}
+		if err := CheckProposable(CmdUpdateSettings, &UpdateSettings{VIPMode: &m}, ProtocolVersion-1); !errors.Is(err, ErrUpgradeRequired) {
+			t.Fatalf("%s (pointer body): %v", m, err)
+		}
+		if err := CheckProposable(CmdInit, Init{Settings: Settings{VIPMode: m}}, 9); !errors.Is(err, ErrUpgradeRequired) {
+			t.Fatalf("init with %s at version 9: %v", m, err)
+		}
+		if err := CheckProposable(CmdUpdateSettings, UpdateSettings{VIPMode: &m}, cloudVIPModesSince); err != nil {
+			t.Fatalf("%s at cluster version %d: %v", m, cloudVIPModesSince, err)
+		}
+
+		// Apply: a cluster still at version 9 (an older member) refuses the
+		// mode and keeps its settings; from version 10 on it is applied.
+		h := newHarness(t, "10.99.0.0/24", "")
+		h.mustOK(CmdSetClusterVersion, SetClusterVersion{Version: 9, At: t0})
+		before := h.f.Settings()
+		res := h.apply(CmdUpdateSettings, UpdateSettings{VIPMode: &m, At: t0})
+		if err, _ := res.(error); !errors.Is(err, ErrUpgradeRequired) {
+			t.Fatalf("%s applied at cluster version 9: %v", m, res)
+		}
+		if got := h.f.Settings(); got.VIPMode != before.VIPMode {
+			t.Fatalf("refused %s changed the mode to %q", m, got.VIPMode)
+		}
+		h.mustOK(CmdSetClusterVersion, SetClusterVersion{Version: cloudVIPModesSince, At: t0})
+		h.mustOK(CmdUpdateSettings, UpdateSettings{VIPMode: &m, At: t0})
+		if got := h.f.Settings().Mode(); got != m {
+			t.Fatalf("mode %q after applying %s", got, m)
+		}
+	}
+	// The older modes stay as they were.
+	for _, m := range []string{"", VIPModeARP, VIPModeBGP, VIPModeHook} {
+		if VIPModeSince(m) != 1 {
+			t.Errorf("%q: since %d", m, VIPModeSince(m))
+		}
+	}
+}

@@ -359,6 +359,11 @@ func validateClientFields(st *Settings) error {
 const textRulesSince = 4
 
 func (s *state) checkSettings(st *Settings) error {
+	// Older replicas refuse a VIP mode newer than they are: so does every
+	// replica until the cluster version says none is left.
+	if need, have := VIPModeSince(st.VIPMode), max(s.version, 1); need > have {
+		return upgradeRequired("VIP mode "+st.VIPMode, need, have)
+	}
 	if s.version >= textRulesSince {
 		return ValidateSettings(st)
 	}

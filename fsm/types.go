@@ -71,12 +71,22 @@ const (
 )
 
 // VIPModes lists the valid VIP modes, the default first.
-var VIPModes = []string{VIPModeARP, VIPModeBGP, VIPModeHook}
+var VIPModes = []string{VIPModeARP, VIPModeBGP, VIPModeHook, VIPModeHetzner, VIPModeAWS}
 
-// plannedVIPModes are modes with a name but no implementation in this
-// build: refused with a pointer to the hook, never accepted and left to
-// fail on every node.
-var plannedVIPModes = []string{VIPModeHetzner, VIPModeAWS}
+// cloudVIPModesSince is the protocol version that added the hetzner and
+// aws modes: nodes of older versions refuse them in Apply, so they are
+// neither proposed (CheckProposable) nor applied (checkSettings) before
+// the cluster version reaches it.
+const cloudVIPModesSince = 10
+
+// VIPModeSince is the protocol version from which mode may be proposed
+// and applied (1 for the modes every version knows).
+func VIPModeSince(mode string) int {
+	if mode == VIPModeHetzner || mode == VIPModeAWS {
+		return cloudVIPModesSince
+	}
+	return 1
+}
 
 // Mode is the VIP mode in effect: VIPMode, or VIPModeARP when empty.
 func (s Settings) Mode() string {
@@ -90,9 +100,6 @@ func (s Settings) Mode() string {
 func ValidateVIPMode(m string) error {
 	if m == "" || slices.Contains(VIPModes, m) {
 		return nil
-	}
-	if slices.Contains(plannedVIPModes, m) {
-		return fmt.Errorf("%w: VIP mode %q is not available in this build; use --vip-mode hook with a script that calls the provider's API (runbook section 7.3)", ErrInvalid, m)
 	}
 	return fmt.Errorf("%w: VIP mode %q is not one of %s", ErrInvalid, m, strings.Join(VIPModes, ", "))
 }
