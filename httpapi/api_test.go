@@ -6,6 +6,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -34,6 +35,7 @@ import (
 	"github.com/raftguard/raftguard/httpapi"
 	"github.com/raftguard/raftguard/internal/agent"
 	"github.com/raftguard/raftguard/internal/agent/agenttest"
+	"github.com/raftguard/raftguard/internal/apiclient"
 	"github.com/raftguard/raftguard/internal/pki"
 	"github.com/raftguard/raftguard/internal/wgkey"
 )
@@ -168,14 +170,6 @@ func newPSK(t testing.TB) string {
 	return k
 }
 
-func errCode(body []byte) string {
-	var eb httpapi.ErrorBody
-	if json.Unmarshal(body, &eb) != nil {
-		return ""
-	}
-	return eb.Error.Code
-}
-
 func decodePeer(t *testing.T, body []byte) httpapi.CreatePeerResponse {
 	t.Helper()
 	var p httpapi.CreatePeerResponse
@@ -307,7 +301,7 @@ func TestWriteWithoutQuorum(t *testing.T) {
 	})
 	start := time.Now()
 	st, body, hdr := e.call(survivor, "POST", "/v1/peers", map[string]any{"name": "ghost", "public_key": newKey(t)})
-	if st != http.StatusServiceUnavailable || errCode(body) != "no_leader" || hdr.Get("Retry-After") == "" {
+	if st != http.StatusServiceUnavailable || agenttest.ErrorCode(body) != "no_leader" || hdr.Get("Retry-After") == "" {
 		t.Fatalf("create without quorum: %d %s (Retry-After %q)", st, body, hdr.Get("Retry-After"))
 	}
 	t.Logf("503 after %s", time.Since(start).Round(time.Millisecond))
@@ -468,8 +462,8 @@ func TestInvalidInput(t *testing.T) {
 	for i, c := range cases {
 		id := nodeIDs[i%3]
 		st, body, hdr := e.call(id, c.method, c.path, c.body)
-		if st != c.status || errCode(body) != c.code {
-			t.Errorf("%s via %s: got %d %q, want %d %q: %s", c.name, id, st, errCode(body), c.status, c.code, body)
+		if st != c.status || agenttest.ErrorCode(body) != c.code {
+			t.Errorf("%s via %s: got %d %q, want %d %q: %s", c.name, id, st, agenttest.ErrorCode(body), c.status, c.code, body)
 		}
 		if ct := hdr.Get("Content-Type"); ct != "application/json" {
 			t.Errorf("%s: Content-Type %q", c.name, ct)
@@ -496,7 +490,7 @@ func TestInvalidInput(t *testing.T) {
 			t.Fatalf("retried create via %s answered another peer: %s", id, body)
 		}
 		st, body, _ = e.call(id, "POST", "/v1/peers", map[string]any{"name": "alice"})
-		if st != http.StatusConflict || errCode(body) != "duplicate_name" {
+		if st != http.StatusConflict || agenttest.ErrorCode(body) != "duplicate_name" {
 			t.Fatalf("same name, generated key via %s: %d %s", id, st, body)
 		}
 	}
@@ -511,7 +505,7 @@ func TestInvalidInput(t *testing.T) {
 		for _, tok := range []string{"", "wrong", "rgadm_" + strings.Repeat("x", 40)} {
 			anon.Token = tok
 			st, body, _ := anon.Call("GET", "/v1/peers", nil)
-			if st != http.StatusUnauthorized || errCode(body) != "unauthorized" {
+			if st != http.StatusUnauthorized || agenttest.ErrorCode(body) != "unauthorized" {
 				t.Fatalf("token %q via %s: %d %s", tok, id, st, body)
 			}
 			e.mu.Lock()
@@ -572,9 +566,8 @@ func TestInvalidInput(t *testing.T) {
 	}
 	// The Bearer scheme is case-insensitive (RFC 9110).
 	for _, scheme := range []string{"bearer", "BEARER", "Bearer  "} {
-		req, _ := http.NewRequest("GET", e.cl[f].Base+"/v1/peers", nil)
-		req.Header.Set("Authorization", scheme+" "+e.cl[f].Token)
-		resp, err := e.cl[f].HTTP.Do(req)
+		anon := apiclient.Client{Base: e.cl[f].Base, HTTP: e.cl[f].HTTP}
+		resp, err := anon.Send(context.Background(), "GET", "/v1/peers", http.Header{"Authorization": {scheme + " " + e.cl[f].Token}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1044,7 +1037,7 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certClient := &agenttest.Client{Base: e.cl["n3"].Base, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf}}}
+	certClient := &agenttest.Client{Client: apiclient.Client{Base: e.cl["n3"].Base, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf}}}}
 	if st, body, _ := certClient.Call("GET", "/metrics", nil); st != http.StatusOK || !strings.Contains(string(body), "raftguard_raft_role") {
 		t.Fatalf("metrics with a node certificate: %d %.200s", st, body)
 	}

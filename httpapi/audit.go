@@ -1,9 +1,8 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raftguard/raftguard/fsm"
+	"github.com/raftguard/raftguard/internal/apiclient"
 	"github.com/raftguard/raftguard/internal/pki"
 )
 
@@ -277,25 +277,12 @@ func (s *Server) sendRecords(recs []fsm.AuditRecord) error {
 	if !ok || node.APIAddr == "" {
 		return fmt.Errorf("no leader with a known API address")
 	}
-	body, err := json.Marshal(RefusalsRequest{Records: recs})
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+node.APIAddr+"/v1/cluster/audit/refusals", bytes.NewReader(body))
-	if err != nil {
-		return err
+	leader := apiclient.Client{Base: "https://" + node.APIAddr, HTTP: s.client, Header: http.Header{HeaderForwardedBy: {s.b.NodeID()}}}
+	_, err := leader.Do(ctx, http.MethodPost, "/v1/cluster/audit/refusals", RefusalsRequest{Records: recs}, nil)
+	if ae := (*apiclient.Error)(nil); errors.As(err, &ae) {
+		return fmt.Errorf("the leader answered %d %s", ae.Status, http.StatusText(ae.Status))
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(HeaderForwardedBy, s.b.NodeID())
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		return fmt.Errorf("the leader answered %s", resp.Status)
-	}
-	return nil
+	return err
 }

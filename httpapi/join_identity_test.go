@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/raftguard/raftguard/fsm"
 	"github.com/raftguard/raftguard/httpapi"
+	"github.com/raftguard/raftguard/internal/agent/agenttest"
+	"github.com/raftguard/raftguard/internal/apiclient"
 	"github.com/raftguard/raftguard/internal/pki"
 )
 
@@ -19,12 +22,8 @@ import (
 func joinCall(addr string, cfg *tls.Config, path string, body []byte) (int, string, error) {
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
 	defer client.CloseIdleConnections()
-	req, err := http.NewRequest("POST", "https://"+addr+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, "", err
-	}
-	req.Header.Set(httpapi.HeaderProtocol, strconv.Itoa(fsm.ProtocolVersion))
-	resp, err := client.Do(req)
+	c := apiclient.Client{Base: "https://" + addr, HTTP: client}
+	resp, err := c.Send(context.Background(), "POST", path, http.Header{httpapi.HeaderProtocol: {strconv.Itoa(fsm.ProtocolVersion)}}, bytes.NewReader(body))
 	if err != nil {
 		return 0, "", err
 	}
@@ -82,12 +81,12 @@ func TestJoinTokenCannotTakeOverAMember(t *testing.T) {
 	for _, via := range []string{l, f} {
 		for _, id := range []string{l, f, "n9"} {
 			st, body, _ := joinCert(t, e, via, tok, id, "127.0.0.1")
-			if st != http.StatusConflict || errCode([]byte(body)) != "node_id_in_use" {
+			if st != http.StatusConflict || agenttest.ErrorCode([]byte(body)) != "node_id_in_use" {
 				t.Errorf("certificate for member %s via %s: %d %s", id, via, st, body)
 			}
 		}
 		st, body, _ := joinCert(t, e, via, tok, "evil", "127.0.0.1", "198.51.100.9")
-		if st != http.StatusConflict || errCode([]byte(body)) != "node_address_in_use" {
+		if st != http.StatusConflict || agenttest.ErrorCode([]byte(body)) != "node_address_in_use" {
 			t.Errorf("certificate naming n9's address via %s: %d %s", via, st, body)
 		}
 		st, body, _ = joinCert(t, e, via, tok, "evil", "0.0.0.0")
@@ -137,7 +136,7 @@ func TestJoinTokenCannotTakeOverAMember(t *testing.T) {
 			{nil, "evil", "127.0.0.1:1", "127.0.0.1:2", http.StatusForbidden, "certificate_required", "no certificate"},
 			{evil, "evil", "198.51.100.77:1", "127.0.0.1:2", http.StatusForbidden, "certificate_mismatch", "an address the certificate does not name"},
 		} {
-			if st, resp := join(via, c.ident, c.id, c.raft, c.api); st != c.status || errCode([]byte(resp)) != c.code {
+			if st, resp := join(via, c.ident, c.id, c.raft, c.api); st != c.status || agenttest.ErrorCode([]byte(resp)) != c.code {
 				t.Errorf("join with %s via %s: %d %s", c.what, via, st, resp)
 			}
 		}

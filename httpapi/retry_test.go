@@ -23,6 +23,7 @@ import (
 
 	"github.com/raftguard/raftguard/fsm"
 	"github.com/raftguard/raftguard/httpapi"
+	"github.com/raftguard/raftguard/internal/apiclient"
 	"github.com/raftguard/raftguard/internal/pki"
 	"github.com/raftguard/raftguard/internal/wgkey"
 )
@@ -161,12 +162,8 @@ func newFakeCluster(t *testing.T) *fakeCluster {
 
 func (fc *fakeCluster) call(t *testing.T, base, method, path, body string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+fc.token)
-	resp, err := fc.client.Do(req)
+	c := apiclient.Client{Base: base, Token: fc.token, HTTP: fc.client}
+	resp, err := c.Send(context.Background(), method, path, nil, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,10 +233,8 @@ func TestRetryAfterUnknownOutcome(t *testing.T) {
 func TestGeneratedKeysHeaderOnlyFromNodes(t *testing.T) {
 	fc := newFakeCluster(t)
 	kp, _ := wgkey.Generate()
-	req, _ := http.NewRequest("POST", fc.leaderURL+"/v1/peers", strings.NewReader(`{"name":"x"}`))
-	req.Header.Set("Authorization", "Bearer "+fc.token)
-	req.Header.Set("X-Raftguard-Generated-Keys", kp.Private+" "+kp.Public)
-	resp, err := fc.client.Do(req)
+	leader := apiclient.Client{Base: fc.leaderURL, Token: fc.token, HTTP: fc.client}
+	resp, err := leader.Send(context.Background(), "POST", "/v1/peers", http.Header{"X-Raftguard-Generated-Keys": {kp.Private + " " + kp.Public}}, strings.NewReader(`{"name":"x"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,11 +247,10 @@ func TestGeneratedKeysHeaderOnlyFromNodes(t *testing.T) {
 	}
 	// A client that claims to be a forwarding node, without a node
 	// certificate, is still a client: its header is ignored too.
-	req, _ = http.NewRequest("POST", fc.leaderURL+"/v1/peers", strings.NewReader(`{"name":"y"}`))
-	req.Header.Set("Authorization", "Bearer "+fc.token)
-	req.Header.Set(httpapi.HeaderForwardedBy, "F")
-	req.Header.Set("X-Raftguard-Generated-Keys", kp.Private+" "+kp.Public)
-	resp, err = fc.client.Do(req)
+	resp, err = leader.Send(context.Background(), "POST", "/v1/peers", http.Header{
+		httpapi.HeaderForwardedBy:    {"F"},
+		"X-Raftguard-Generated-Keys": {kp.Private + " " + kp.Public},
+	}, strings.NewReader(`{"name":"y"}`))
 	if err != nil {
 		t.Fatal(err)
 	}

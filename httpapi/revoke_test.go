@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 	"github.com/raftguard/raftguard/httpapi"
 	"github.com/raftguard/raftguard/internal/agent"
 	"github.com/raftguard/raftguard/internal/agent/agenttest"
+	"github.com/raftguard/raftguard/internal/apiclient"
 	"github.com/raftguard/raftguard/internal/pki"
 )
 
@@ -129,17 +131,12 @@ func plaintextProbe(t *testing.T, addr, payload string) string {
 func apiCall(addr string, cfg *tls.Config, method, path, token, forwardedBy, body string) (int, string, error) {
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
 	defer client.CloseIdleConnections()
-	req, err := http.NewRequest(method, "https://"+addr+path, strings.NewReader(body))
-	if err != nil {
-		return 0, "", err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
+	c := apiclient.Client{Base: "https://" + addr, Token: token, HTTP: client}
+	h := http.Header{}
 	if forwardedBy != "" {
-		req.Header.Set(httpapi.HeaderForwardedBy, forwardedBy)
+		h.Set(httpapi.HeaderForwardedBy, forwardedBy)
 	}
-	resp, err := client.Do(req)
+	resp, err := c.Send(context.Background(), method, path, h, strings.NewReader(body))
 	if err != nil {
 		return 0, "", err
 	}
@@ -215,7 +212,7 @@ func TestRemovedNodeCertificateRefused(t *testing.T) {
 	// Remove it through the other follower (a forwarded write).
 	agenttest.Eventually(t, 20*time.Second, func() error {
 		st, body, _ := e.call(member, "DELETE", "/v1/cluster/nodes/"+victim, nil)
-		if st == http.StatusConflict && errCode(body) == "is_leader" {
+		if st == http.StatusConflict && agenttest.ErrorCode(body) == "is_leader" {
 			// An election on a loaded machine made it the leader.
 			e.call(member, "POST", "/v1/cluster/transfer-leader", map[string]string{"to": member})
 		}
@@ -266,11 +263,11 @@ func TestRemovedNodeCertificateRefused(t *testing.T) {
 		// API: the revoked certificate neither reads nor forwards, even
 		// with a valid token.
 		st, body, err := apiCall(a.APIAddr(), victimCfg, "GET", "/v1/node", "", "", "")
-		if err != nil || st != http.StatusForbidden || errCode([]byte(body)) != "certificate_revoked" {
+		if err != nil || st != http.StatusForbidden || agenttest.ErrorCode([]byte(body)) != "certificate_revoked" {
 			t.Errorf("%s: revoked certificate read: %d %s %v", a.NodeID(), st, body, err)
 		}
 		st, body, err = apiCall(a.APIAddr(), victimCfg, "POST", "/v1/peers", adminToken, victim, `{"name":"from-removed-`+a.NodeID()+`"}`)
-		if err != nil || st != http.StatusForbidden || errCode([]byte(body)) != "certificate_revoked" {
+		if err != nil || st != http.StatusForbidden || agenttest.ErrorCode([]byte(body)) != "certificate_revoked" {
 			t.Errorf("%s: forwarded request with a revoked certificate: %d %s %v", a.NodeID(), st, body, err)
 		}
 		if !strings.Contains(body, victim) || strings.Contains(body, victimFP) {

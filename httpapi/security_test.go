@@ -123,7 +123,7 @@ func TestRestoreRefusesWhatTheAPIRefuses(t *testing.T) {
 			via := []string{f, e.leader().NodeID()}[i%2]
 			i++
 			st, resp, _ := e.call(via, "POST", "/v1/cluster/snapshot/restore"+q, body)
-			if st != http.StatusBadRequest || errCode(resp) != "invalid_snapshot" {
+			if st != http.StatusBadRequest || agenttest.ErrorCode(resp) != "invalid_snapshot" {
 				t.Errorf("%s%s via %s: %d %s", name, q, via, st, resp)
 			}
 			if bytes.Contains(resp, []byte("\nPostUp")) || bytes.Contains(resp, []byte("\nPreUp")) {
@@ -227,7 +227,7 @@ func TestStrictJSONKeys(t *testing.T) {
 	} {
 		for _, id := range nodeIDs {
 			st, resp, _ := e.call(id, "POST", "/v1/peers", []byte(body))
-			if st != http.StatusBadRequest || errCode(resp) != "invalid" {
+			if st != http.StatusBadRequest || agenttest.ErrorCode(resp) != "invalid" {
 				t.Errorf("create %s via %s: %d %s", body, id, st, resp)
 			}
 		}

@@ -588,24 +588,17 @@ func (s *Server) forward(w http.ResponseWriter, r *request, leaderID string) (do
 	if !ok || node.APIAddr == "" {
 		return false, false, fmt.Errorf("leader %s has no known API address", leaderID)
 	}
-	u := *r.URL
-	u.Scheme, u.Host = "https", node.APIAddr
-	ctx, cancel := context.WithTimeout(r.Context(), r.rt.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, r.Method, u.String(), bytes.NewReader(r.body))
-	if err != nil {
-		return false, false, err
-	}
+	h := http.Header{}
 	for _, hname := range []string{"Authorization", "Content-Type", "Accept", HeaderProtocol, HeaderCSRF} {
 		if v := r.Header.Get(hname); v != "" {
-			req.Header.Set(hname, v)
+			h.Set(hname, v)
 		}
 	}
 	if secret, ok := sessionSecret(r.Request); ok {
-		req.AddCookie(&http.Cookie{Name: SessionCookie, Value: secret})
+		h.Set("Cookie", (&http.Cookie{Name: SessionCookie, Value: secret}).String())
 	}
-	req.Header.Set(HeaderForwardedBy, s.b.NodeID())
-	req.Header.Set(HeaderSource, auditSource(r.Request))
+	h.Set(HeaderForwardedBy, s.b.NodeID())
+	h.Set(HeaderSource, auditSource(r.Request))
 	if r.rt.kind == write {
 		// The leader must not apply this after this node stopped waiting
 		// (bytes stuck on a cut link are delivered when it heals).
@@ -613,15 +606,18 @@ func (s *Server) forward(w http.ResponseWriter, r *request, leaderID string) (do
 		if !r.deadline.IsZero() && r.deadline.Before(dl) {
 			dl = r.deadline
 		}
-		req.Header.Set(HeaderDeadline, dl.UTC().Format(time.RFC3339Nano))
+		h.Set(HeaderDeadline, dl.UTC().Format(time.RFC3339Nano))
 	}
 	if r.attempt > 0 {
-		req.Header.Set(HeaderAttempt, strconv.Itoa(r.attempt))
+		h.Set(HeaderAttempt, strconv.Itoa(r.attempt))
 	}
 	if r.gen != nil {
-		req.Header.Set(headerGenerated, r.gen.header())
+		h.Set(headerGenerated, r.gen.header())
 	}
-	resp, err := s.client.Do(req)
+	ctx, cancel := context.WithTimeout(r.Context(), r.rt.timeout)
+	defer cancel()
+	leader := apiclient.Client{Base: "https://" + node.APIAddr, HTTP: s.client}
+	resp, err := leader.Send(ctx, r.Method, r.URL.RequestURI(), h, bytes.NewReader(r.body))
 	if err != nil {
 		s.metrics.forwarded(r.rt.pattern, "error")
 		return false, !isDialError(err), err
@@ -638,10 +634,9 @@ func (s *Server) forward(w http.ResponseWriter, r *request, leaderID string) (do
 	// handlers make a retry safe): either way, try again with whoever leads
 	// now.
 	if resp.StatusCode == http.StatusServiceUnavailable {
-		var eb ErrorBody
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-		if json.Unmarshal(data, &eb) == nil && (eb.Error.Code == "no_leader" || eb.Error.Code == "leadership_lost") {
-			s.metrics.forwarded(r.rt.pattern, eb.Error.Code)
+		if code := apiclient.ErrorFrom(resp.StatusCode, data).Code; code == "no_leader" || code == "leadership_lost" {
+			s.metrics.forwarded(r.rt.pattern, code)
 			return false, true, errors.New("leader stepped down")
 		}
 		s.metrics.forwarded(r.rt.pattern, strconv.Itoa(resp.StatusCode))

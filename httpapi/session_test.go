@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/raftguard/raftguard/fsm"
 	"github.com/raftguard/raftguard/httpapi"
 	"github.com/raftguard/raftguard/internal/agent/agenttest"
+	"github.com/raftguard/raftguard/internal/apiclient"
 )
 
 // browserCall sends a request the way the console does: with the session
@@ -26,20 +28,18 @@ func (e *env) browserCall(id, method, path string, cookie *http.Cookie, csrf str
 		b, _ := json.Marshal(in)
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, cl.Base+path, body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	h := http.Header{}
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		h.Set("Content-Type", "application/json")
 	}
 	if cookie != nil {
-		req.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
+		h.Set("Cookie", (&http.Cookie{Name: cookie.Name, Value: cookie.Value}).String())
 	}
 	if csrf != "" {
-		req.Header.Set(httpapi.HeaderCSRF, csrf)
+		h.Set(httpapi.HeaderCSRF, csrf)
 	}
-	resp, err := cl.HTTP.Do(req)
+	browser := apiclient.Client{Base: cl.Base, HTTP: cl.HTTP}
+	resp, err := browser.Send(context.Background(), method, path, h, body)
 	if err != nil {
 		return 0, []byte(err.Error()), nil
 	}
@@ -74,7 +74,7 @@ func TestConsoleSession(t *testing.T) {
 	if st, body, _ := e.browserCall(fol, "POST", "/v1/session", nil, "", map[string]string{"token": "rgadm_wrong"}); st != http.StatusUnauthorized {
 		t.Fatalf("login with a wrong token: %d %s", st, body)
 	}
-	if st, body, _ := e.browserCall(fol, "GET", "/v1/session", nil, "", nil); st != http.StatusUnauthorized || errCode(body) != "no_session" {
+	if st, body, _ := e.browserCall(fol, "GET", "/v1/session", nil, "", nil); st != http.StatusUnauthorized || agenttest.ErrorCode(body) != "no_session" {
 		t.Fatalf("session without a cookie: %d %s", st, body)
 	}
 	st, body, hdr := e.browserCall(fol, "POST", "/v1/session", nil, "", map[string]string{"token": token})
@@ -114,7 +114,7 @@ func TestConsoleSession(t *testing.T) {
 	for _, id := range nodeIDs {
 		for _, csrf := range []string{"", "wrong", strings.ToUpper(ses.CSRFToken)} {
 			st, body, _ := e.browserCall(id, "POST", "/v1/peers", c, csrf, map[string]string{"name": "csrf-" + id})
-			if st != http.StatusForbidden || errCode(body) != "csrf_required" {
+			if st != http.StatusForbidden || agenttest.ErrorCode(body) != "csrf_required" {
 				t.Fatalf("write on %s with CSRF %q: %d %s", id, csrf, st, body)
 			}
 		}
@@ -159,7 +159,7 @@ func TestConsoleSession(t *testing.T) {
 	if cleared := sessionCookie(t, hdr); cleared.MaxAge >= 0 || cleared.Value != "" {
 		t.Fatalf("logout did not clear the cookie: %+v", cleared)
 	}
-	if st, body, _ := e.browserCall(other, "GET", "/v1/peers", c, "", nil); st != http.StatusUnauthorized || errCode(body) != "session_expired" {
+	if st, body, _ := e.browserCall(other, "GET", "/v1/peers", c, "", nil); st != http.StatusUnauthorized || agenttest.ErrorCode(body) != "session_expired" {
 		t.Fatalf("the logged-out session still works on the node that logged it out: %d %s", st, body)
 	}
 	for _, id := range nodeIDs {
@@ -232,9 +232,8 @@ func TestConsoleLoginLimited(t *testing.T) {
 		if st, _, _ := e.browserCall(fol, "POST", "/v1/session", nil, "", map[string]string{"token": "rgadm_wrong"}); st != http.StatusUnauthorized {
 			t.Fatalf("bad login %d: %d", i, st)
 		}
-		req, _ := http.NewRequest("GET", e.cl[fol].Base+"/v1/peers", nil)
-		req.Header.Set("Authorization", "Bearer wrong")
-		resp, err := e.cl[fol].HTTP.Do(req)
+		wrong := apiclient.Client{Base: e.cl[fol].Base, Token: "wrong", HTTP: e.cl[fol].HTTP}
+		resp, err := wrong.Send(context.Background(), "GET", "/v1/peers", nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,6 +34,7 @@ import (
 	"github.com/makiuchi-d/gozxing/qrcode"
 
 	"github.com/raftguard/raftguard/httpapi"
+	"github.com/raftguard/raftguard/internal/apiclient"
 	"github.com/raftguard/raftguard/internal/wgkey"
 )
 
@@ -109,29 +109,18 @@ func startConsoleCluster(t *testing.T) *consoleCluster {
 // call makes an API request with the admin token (v: where to decode a
 // 2xx JSON answer). It returns the status.
 func (cc *consoleCluster) call(id, method, path string, in, v any) (int, error) {
-	var body io.Reader
-	if in != nil {
-		b, _ := json.Marshal(in)
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, "https://"+cc.api[id]+path, body)
+	c := apiclient.Client{Base: "https://" + cc.api[id], Token: cc.token, HTTP: cc.http}
+	ans, err := c.Call(context.Background(), method, path, in)
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("Authorization", "Bearer "+cc.token)
-	resp, err := cc.http.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, data)
+	if ans.Status/100 != 2 {
+		return ans.Status, fmt.Errorf("%s %s: %d %s", method, path, ans.Status, ans.Body)
 	}
 	if v != nil {
-		return resp.StatusCode, json.Unmarshal(data, v)
+		return ans.Status, json.Unmarshal(ans.Body, v)
 	}
-	return resp.StatusCode, nil
+	return ans.Status, nil
 }
 
 func (cc *consoleCluster) get(id, path string, v any) error {
@@ -490,9 +479,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("token-secret")))
 	newTok := strings.TrimSpace(text(t, ctx, "#token-secret"))
 	probe := func(tok string) int {
-		req, _ := http.NewRequest("GET", "https://"+cc.api["n1"]+"/v1/peers", nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := cc.http.Do(req)
+		c := apiclient.Client{Base: "https://" + cc.api["n1"], Token: tok, HTTP: cc.http}
+		resp, err := c.Send(context.Background(), "GET", "/v1/peers", nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -604,10 +592,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Logout ends the session on every node.
 	run(t, ctx, "log out", chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("token")))
 	for _, id := range []string{"n2", "n3"} {
-		req, _ := http.NewRequest("GET", "https://"+cc.api[id]+"/v1/peers", nil)
-		req.AddCookie(&http.Cookie{Name: session.Name, Value: session.Value})
+		browser := apiclient.Client{Base: "https://" + cc.api[id], HTTP: cc.http, Header: http.Header{"Cookie": {(&http.Cookie{Name: session.Name, Value: session.Value}).String()}}}
 		poll(t, 5*time.Second, func() error {
-			resp, err := cc.http.Do(req)
+			resp, err := browser.Send(context.Background(), "GET", "/v1/peers", nil, nil)
 			if err != nil {
 				return err
 			}

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -32,6 +31,7 @@ import (
 
 	"github.com/raftguard/raftguard/httpapi"
 	"github.com/raftguard/raftguard/internal/agent"
+	"github.com/raftguard/raftguard/internal/apiclient"
 	"github.com/raftguard/raftguard/internal/netlab"
 	"github.com/raftguard/raftguard/internal/pki"
 )
@@ -185,29 +185,12 @@ func apiBase(s *labServer) string {
 
 // call sends one API request to node s and returns the status and body.
 func (sl *scaleLab) call(ctx context.Context, s *labServer, method, path string, in any) (int, []byte, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return 0, nil, err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, apiBase(s)+path, body)
+	c := apiclient.Client{Base: apiBase(s), Token: sl.token, HTTP: sl.http}
+	ans, err := c.Call(ctx, method, path, in)
 	if err != nil {
 		return 0, nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+sl.token)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := sl.http.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, data, err
+	return ans.Status, ans.Body, nil
 }
 
 // getJSON reads path from node s into out, within timeout.

@@ -76,7 +76,7 @@ func loopbackAPI(id, addr string, tc *tls.Config, token string, timeout time.Dur
 		MaxIdleConnsPerHost: 32,
 		IdleConnTimeout:     30 * time.Second,
 	}
-	return &nodeAPI{id: id, base: "https://" + addr, token: token, tr: tr, hc: &http.Client{Timeout: timeout, Transport: tr}}
+	return apiOver(id, addr, tr, token, timeout)
 }
 
 // TestRollingUpgradeFromPreviousRelease starts three nodes of the previous

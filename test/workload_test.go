@@ -7,13 +7,11 @@ package test
 // of every operation, and the checks run after each scenario.
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math/rand/v2"
 	"net"
@@ -27,6 +25,7 @@ import (
 	"time"
 
 	"github.com/raftguard/raftguard/httpapi"
+	"github.com/raftguard/raftguard/internal/apiclient"
 	"github.com/raftguard/raftguard/internal/netlab"
 	"github.com/raftguard/raftguard/internal/wgkey"
 )
@@ -39,11 +38,9 @@ var errNotSent = errors.New("connection not opened")
 
 // nodeAPI is an admin client of one node's API, dialing from a namespace.
 type nodeAPI struct {
-	id    string // the node it talks to
-	base  string
-	token string
-	tr    *http.Transport
-	hc    *http.Client
+	id  string // the node it talks to
+	api apiclient.Client
+	tr  *http.Transport
 }
 
 // newNodeAPI returns a client of the API at addr that dials from inside
@@ -66,7 +63,15 @@ func newNodeAPI(id string, from *netlab.Host, addr string, tc *tls.Config, token
 		MaxIdleConnsPerHost: 32,
 		IdleConnTimeout:     30 * time.Second,
 	}
-	return &nodeAPI{id: id, base: "https://" + addr, token: token, tr: tr, hc: &http.Client{Timeout: timeout, Transport: tr}}
+	return apiOver(id, addr, tr, token, timeout)
+}
+
+// apiOver returns a client of node id's API at addr that uses transport tr.
+// Each write carries its deadline (now + timeout): once the workload gives
+// up on an attempt, that attempt must not take effect later (after a later
+// write of the same peer).
+func apiOver(id, addr string, tr *http.Transport, token string, timeout time.Duration) *nodeAPI {
+	return &nodeAPI{id: id, tr: tr, api: apiclient.Client{Base: "https://" + addr, Token: token, HTTP: &http.Client{Timeout: timeout, Transport: tr}}}
 }
 
 // apiAnswer is one HTTP answer.
@@ -80,48 +85,15 @@ type apiAnswer struct {
 // (wrapped) when the request cannot have reached the node, otherwise the
 // outcome is unknown.
 func (a *nodeAPI) call(ctx context.Context, method, path string, in any) (apiAnswer, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return apiAnswer{}, err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, body)
+	ans, err := a.api.Call(ctx, method, path, in)
 	if err != nil {
 		return apiAnswer{}, err
 	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	res := apiAnswer{status: ans.Status, body: ans.Body}
+	if ans.Status >= 300 {
+		res.code = apiclient.ErrorFrom(ans.Status, ans.Body).Code
 	}
-	if method != http.MethodGet && a.hc.Timeout > 0 {
-		// Once the workload gives up on an attempt, that attempt must not
-		// take effect later (after a later write of the same peer).
-		req.Header.Set(httpapi.HeaderDeadline, time.Now().Add(a.hc.Timeout).UTC().Format(time.RFC3339Nano))
-	}
-	resp, err := a.hc.Do(req)
-	if err != nil {
-		return apiAnswer{}, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return apiAnswer{}, err
-	}
-	ans := apiAnswer{status: resp.StatusCode, body: data}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error struct {
-				Code string `json:"code"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(data, &e) == nil {
-			ans.code = e.Error.Code
-		}
-	}
-	return ans, nil
+	return res, nil
 }
 
 // get reads a JSON answer into out; any status but 200 is an error.

@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"testing"
 
@@ -30,11 +29,7 @@ func TestPeerLimitRefusesBeyondCapacity(t *testing.T) {
 	}
 	create := func(name, key string, enabled bool) (int, string) {
 		code, body, _ := cl.Call(http.MethodPost, "/v1/peers", map[string]any{"name": name, "public_key": key, "enabled": enabled})
-		var e struct {
-			Error struct{ Code string } `json:"error"`
-		}
-		_ = json.Unmarshal(body, &e)
-		return code, e.Error.Code
+		return code, agenttest.ErrorCode(body)
 	}
 	k1, k2, k3 := pub(), pub(), pub()
 	for _, p := range []struct{ name, key string }{{"a", k1}, {"b", k2}} {

@@ -61,8 +61,7 @@ func TestClusterVersionRaised(t *testing.T) {
 	// cluster at version 2: it would stop at the first entry it cannot
 	// apply.
 	code, body, _ = c.Client("n1").Call(http.MethodPost, "/v1/cluster/join", map[string]string{"node_id": "old", "raft_addr": "127.0.0.1:1", "api_addr": "127.0.0.1:2", "token": c.JoinToken("n1")})
-	var eb httpapi.ErrorBody
-	if code != http.StatusConflict || json.Unmarshal(body, &eb) != nil || eb.Error.Code != "upgrade_required" {
+	if code != http.StatusConflict || agenttest.ErrorCode(body) != "upgrade_required" {
 		t.Fatalf("join without a protocol: %d %s", code, body)
 	}
 }

@@ -1,7 +1,8 @@
 // Package apiclient speaks raftguard's HTTP API as a client: the base URL,
 // the bearer token, the cluster CA (through the caller's TLS config), the
 // write deadline header, JSON bodies and the error body. The command line
-// client, a joining node and the nodes' status calls to each other use it.
+// client, a joining node, the nodes' calls to each other (status, writes
+// forwarded to the leader, audit records) and the tests use it.
 package apiclient
 
 import (
@@ -69,10 +70,44 @@ func ErrorFrom(status int, data []byte) *Error {
 	return &Error{Status: status, Message: strings.TrimSpace(string(data))}
 }
 
+// Answer is an answer of the API, whatever its status.
+type Answer struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Err is nil for a 2xx answer and the answer's *Error otherwise.
+func (a *Answer) Err() error {
+	if a.Status/100 == 2 {
+		return nil
+	}
+	return ErrorFrom(a.Status, a.Body)
+}
+
 // Do sends a request (in, if not nil, as JSON) and decodes a JSON answer
 // into out (if not nil). It returns the raw body, for answers that are not
 // JSON. An answer other than 2xx is an *Error.
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) ([]byte, error) {
+	ans, err := c.Call(ctx, method, path, in)
+	if err != nil {
+		return nil, err
+	}
+	if err := ans.Err(); err != nil {
+		return nil, err
+	}
+	if out != nil && len(ans.Body) > 0 {
+		if err := json.Unmarshal(ans.Body, out); err != nil {
+			return nil, fmt.Errorf("decode answer: %w", err)
+		}
+	}
+	return ans.Body, nil
+}
+
+// Call sends a request as Do does and returns the answer whatever its
+// status. An error means no answer: the request may or may not have
+// reached the node.
+func (c *Client) Call(ctx context.Context, method, path string, in any) (*Answer, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -81,51 +116,37 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) ([]by
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := c.newRequest(ctx, method, path, body)
-	if err != nil {
-		return nil, err
-	}
+	h := http.Header{}
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		h.Set("Content-Type", "application/json")
 	}
 	if method != http.MethodGet && c.HTTP.Timeout > 0 {
 		// Past this the caller has given up: a write still in flight then
 		// (on a cut link, say) must not take effect later.
-		req.Header.Set(HeaderDeadline, time.Now().Add(c.HTTP.Timeout).UTC().Format(time.RFC3339Nano))
+		h.Set(HeaderDeadline, time.Now().Add(c.HTTP.Timeout).UTC().Format(time.RFC3339Nano))
 	}
-	resp, err := c.HTTP.Do(req)
+	resp, err := c.Send(ctx, method, path, h, body)
 	if err != nil {
-		return nil, c.transportError(err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode/100 != 2 {
-		return nil, ErrorFrom(resp.StatusCode, data)
-	}
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return nil, fmt.Errorf("decode answer: %w", err)
-		}
-	}
-	return data, nil
+	return &Answer{Status: resp.StatusCode, Header: resp.Header, Body: data}, nil
 }
 
 // Stream sends a request with a raw body and no time limit (large
 // snapshots) and returns a 2xx response for the caller to read and close.
 func (c *Client) Stream(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
-	req, err := c.newRequest(ctx, method, path, body)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/octet-stream")
 	hc := *c.HTTP
 	hc.Timeout = 0
-	resp, err := hc.Do(req)
+	untimed := *c
+	untimed.HTTP = &hc
+	resp, err := untimed.Send(ctx, method, path, http.Header{"Content-Type": {"application/octet-stream"}}, body)
 	if err != nil {
-		return nil, c.transportError(err)
+		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
@@ -135,7 +156,11 @@ func (c *Client) Stream(ctx context.Context, method, path string, body io.Reader
 	return resp, nil
 }
 
-func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+// Send sends a request as it is given: header and body unchanged (no JSON,
+// no deadline added), and returns the answer whatever its status, for the
+// caller to read and close. A node that forwards a request to the leader
+// relays that answer to its own caller as it came.
+func (c *Client) Send(ctx context.Context, method, path string, header http.Header, body io.Reader) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, body)
 	if err != nil {
 		return nil, err
@@ -146,7 +171,14 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body io.Re
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
-	return req, nil
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, c.transportError(err)
+	}
+	return resp, nil
 }
 
 func (c *Client) transportError(err error) error {

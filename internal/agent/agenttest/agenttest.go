@@ -19,9 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raftguard/raftguard/internal/testutil"
-
 	"github.com/raftguard/raftguard/internal/agent"
+	"github.com/raftguard/raftguard/internal/apiclient"
+	"github.com/raftguard/raftguard/internal/testutil"
 )
 
 // SyncBuffer collects log output from all nodes (for secret scans).
@@ -215,8 +215,7 @@ func Eventually(t testing.TB, d time.Duration, f func() error) {
 
 // Client is an API client for one node, set up from its data dir.
 type Client struct {
-	Base, Token string
-	HTTP        *http.Client
+	apiclient.Client
 }
 
 // Client returns an API client for node id.
@@ -232,18 +231,18 @@ func (c *Cluster) Client(id string) *Client {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	return &Client{
+	return &Client{apiclient.Client{
 		Base:  "https://" + info.APIAdvertise,
 		Token: info.AdminToken,
 		HTTP: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 256,
 		}},
-	}
+	}}
 }
 
-// Call sends a JSON request (in may be nil, a []byte sent as is, or a value
-// to marshal) and returns the status, body and headers. A transport error is
-// status 0 with the error text as body.
+// Call sends a request (in may be nil, a []byte sent as is, or a value to
+// marshal as JSON) and returns the status, body and headers whatever the
+// status. A transport error is status 0 with the error text as body.
 func (cl *Client) Call(method, path string, in any) (int, []byte, http.Header) {
 	var body io.Reader
 	switch v := in.(type) {
@@ -254,14 +253,7 @@ func (cl *Client) Call(method, path string, in any) (int, []byte, http.Header) {
 		b, _ := json.Marshal(v)
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, cl.Base+path, body)
-	if err != nil {
-		return 0, []byte(err.Error()), nil
-	}
-	if cl.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+cl.Token)
-	}
-	resp, err := cl.HTTP.Do(req)
+	resp, err := cl.Send(context.Background(), method, path, nil, body)
 	if err != nil {
 		return 0, []byte(err.Error()), nil
 	}
@@ -269,3 +261,6 @@ func (cl *Client) Call(method, path string, in any) (int, []byte, http.Header) {
 	data, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, data, resp.Header
 }
+
+// ErrorCode is the code of an error answer's body ("" for any other body).
+func ErrorCode(body []byte) string { return apiclient.ErrorFrom(0, body).Code }
