@@ -9,6 +9,7 @@ require (
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/raft v1.7.3
 	github.com/hashicorp/raft-boltdb/v2 v2.3.1
+	github.com/hetznercloud/hcloud-go/v2 v2.52.0
 	github.com/makiuchi-d/gozxing v0.1.1
 	github.com/mdlayher/ndp v1.1.0
 	github.com/mdp/qrterminal/v3 v3.2.1

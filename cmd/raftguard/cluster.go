@@ -78,7 +78,7 @@ func settingsCommand() *cli.Command {
 				&cli.IntFlag{Name: "keepalive", Usage: "PersistentKeepalive written into client configs (0: off)"},
 				&cli.IntFlag{Name: "mtu", Usage: "interface MTU (1280-9000)"},
 				&cli.BoolFlag{Name: "nat", Usage: "masquerade the pools' traffic leaving the leader (--nat=true or --nat=false)"},
-				&cli.StringFlag{Name: "vip-mode", Usage: "how the VIP reaches the leader: arp, bgp or hook (each node needs that mode's own flags)"},
+				&cli.StringFlag{Name: "vip-mode", Usage: "how the VIP reaches the leader: arp, bgp, hook, hetzner or aws (each node needs that mode's own flags)"},
 			},
 			Action: clusterSettingsSet,
 		}},

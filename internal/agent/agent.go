@@ -271,6 +271,11 @@ func (a *Agent) resolveNode() error {
 	if vm.BGPHoldTime > 0 {
 		n.BGPHoldTime = int64(vm.BGPHoldTime)
 	}
+	n.HetznerTokenFile = pick(vm.HetznerTokenFile, stored.HetznerTokenFile, "")
+	if vm.HetznerServerID != 0 {
+		n.HetznerServerID = vm.HetznerServerID
+	}
+	n.HetznerEndpoint = pick(vm.HetznerEndpoint, stored.HetznerEndpoint, "")
 	a.node = n
 	a.cfg.Dataplane = n.Dataplane
 	return nil

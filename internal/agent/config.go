@@ -106,6 +106,12 @@ type VIPModeFlags struct {
 	BGPRouterID  string
 	BGPHoldTime  time.Duration
 	BGPPassword  string
+	// Hetzner mode: the file holding the API token (read at each start,
+	// never copied), this node's server id (0: from the metadata service)
+	// and an API endpoint other than Hetzner's.
+	HetznerTokenFile string
+	HetznerServerID  int64
+	HetznerEndpoint  string
 }
 
 // RaftTuning overrides raftnode's defaults; zero keeps them.
@@ -138,6 +144,11 @@ type nodeFile struct {
 	BGPNeighbors []string `json:"bgp_neighbors,omitempty"`
 	BGPRouterID  string   `json:"bgp_router_id,omitempty"`
 	BGPHoldTime  int64    `json:"bgp_hold_time,omitempty"`
+	// The hetzner mode's node-local settings (the token stays in its
+	// file).
+	HetznerTokenFile string `json:"hetzner_token_file,omitempty"`
+	HetznerServerID  int64  `json:"hetzner_server_id,omitempty"`
+	HetznerEndpoint  string `json:"hetzner_endpoint,omitempty"`
 	// Bound addresses as other nodes reach them (ports resolved).
 	RaftAdvertise string `json:"raft_advertise"`
 	APIAdvertise  string `json:"api_advertise"`

@@ -11,6 +11,7 @@ import (
 
 	"github.com/raftguard/raftguard/fsm"
 	"github.com/raftguard/raftguard/vip"
+	"github.com/raftguard/raftguard/vip/hetzner"
 	"github.com/raftguard/raftguard/vip/hook"
 )
 
@@ -109,6 +110,14 @@ func (a *Agent) newMode(mode string, nic *vip.Manager) (vip.Local, string, vip.M
 			return broken(err)
 		}
 		return vip.HostRoutes{Local: m}, iface, b, func() { b.Close(); m.Close() }
+	case fsm.VIPModeHetzner:
+		h, err := a.hetznerMode()
+		if err != nil {
+			return broken(err)
+		}
+		// Hetzner routes the floating IP to the server; the server holds
+		// the address itself, as a host address on its NIC.
+		return vip.HostRoutes{Local: nic}, a.vipIface, h, nil
 	}
 	return broken(fmt.Errorf("VIP mode %s is not available in this build", mode))
 }
@@ -139,6 +148,16 @@ func (a *Agent) bgpConfig() (vip.BGPConfig, error) {
 		}
 	}
 	return cfg, cfg.Check()
+}
+
+// hetznerMode is the hetzner mode from the node's settings; the token is
+// read from its file now.
+func (a *Agent) hetznerMode() (*hetzner.Mode, error) {
+	tok, err := hetzner.ReadTokenFile(a.node.HetznerTokenFile)
+	if err != nil {
+		return nil, err
+	}
+	return hetzner.New(hetzner.Config{Token: tok, ServerID: a.node.HetznerServerID, Endpoint: a.node.HetznerEndpoint, Log: a.cfg.Logger})
 }
 
 func (a *Agent) hookTimeout() time.Duration {
