@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Interface is the [Interface] section.
@@ -24,8 +26,9 @@ type Interface struct {
 
 // Peer is one [Peer] section.
 type Peer struct {
-	// Name comes from a "# Name = ..." comment in the section (as wg-easy
-	// writes them), else it is peer-N (N counts the peers from 1).
+	// Name comes from a name comment (see Parse), made a valid peer name
+	// (other characters become '-', at most 64 bytes, a suffix -2, -3 ...
+	// when taken); else it is peer-N (N counts the peers from 1).
 	Name         string
 	PublicKey    string
 	PresharedKey string
@@ -44,18 +47,40 @@ type Config struct {
 	Peers     []Peer
 }
 
-// Parse reads a wg-quick server config.
+// ReadFile parses the wg-quick server config in file; errors name the file.
+func ReadFile(file string) (*Config, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	c, err := Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return c, nil
+}
+
+// Parse reads a wg-quick server config. A peer's name comes from a
+// comment as the tools that manage such files write it:
+//
+//	# Name = alice        (or "# Name: alice")
+//	# Client: alice (id)  (wg-easy)
+//	### Client alice      (wireguard-install)
+//	### begin alice ###   (PiVPN)
+//
+// A name comment belongs to the [Peer] header that follows it with only
+// comments or blank lines between them; else to the [Peer] section it is
+// written in.
 func Parse(r io.Reader) (*Config, error) {
 	c := &Config{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	section, n := "", 0
 	var peer *Peer
+	var pending string // a name comment not yet followed by a key line
 	finish := func() {
 		if peer != nil {
-			if peer.Name == "" {
-				peer.Name = fmt.Sprintf("peer-%d", len(c.Peers)+1)
-			}
 			c.Peers = append(c.Peers, *peer)
 			peer = nil
 		}
@@ -67,9 +92,8 @@ func Parse(r io.Reader) (*Config, error) {
 			continue
 		}
 		if strings.HasPrefix(line, "#") {
-			if k, v, ok := strings.Cut(strings.TrimSpace(strings.TrimLeft(line, "#")), "="); ok && peer != nil &&
-				strings.EqualFold(strings.TrimSpace(k), "name") {
-				peer.Name = strings.TrimSpace(v)
+			if name, ok := nameComment(line); ok {
+				pending = name
 			}
 			continue
 		}
@@ -78,15 +102,21 @@ func Parse(r io.Reader) (*Config, error) {
 			section = strings.ToLower(strings.Trim(line, "[] \t"))
 			switch section {
 			case "interface":
+				pending = ""
 			case "peer":
-				peer = &Peer{Line: n}
+				peer = &Peer{Line: n, Name: pending}
+				pending = ""
 			default:
 				return nil, fmt.Errorf("line %d: unknown section %s", n, line)
 			}
 			continue
 		}
+		if pending != "" && peer != nil && peer.Name == "" {
+			peer.Name = pending
+		}
+		pending = ""
 		k, v, ok := strings.Cut(line, "=")
-		if !ok {
+		if !ok || strings.ContainsAny(strings.TrimSpace(k), " \t") || strings.TrimSpace(k) == "" {
 			return nil, fmt.Errorf("line %d: want Key = Value", n)
 		}
 		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
@@ -109,8 +139,83 @@ func Parse(r io.Reader) (*Config, error) {
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
+	if pending != "" && peer != nil && peer.Name == "" {
+		peer.Name = pending
+	}
 	finish()
+	nameAll(c.Peers)
 	return c, nil
+}
+
+// nameComment returns the peer name a comment line gives, if any.
+func nameComment(line string) (string, bool) {
+	text := strings.TrimSpace(strings.TrimLeft(line, "#"))
+	if k, v, ok := strings.Cut(text, "="); ok && strings.EqualFold(strings.TrimSpace(k), "name") {
+		return strings.TrimSpace(v), strings.TrimSpace(v) != ""
+	}
+	if k, v, ok := strings.Cut(text, ":"); ok {
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "name":
+			return strings.TrimSpace(v), strings.TrimSpace(v) != ""
+		case "client":
+			// wg-easy: "# Client: NAME (ID)".
+			v = strings.TrimSpace(v)
+			if i := strings.LastIndex(v, " ("); i > 0 && strings.HasSuffix(v, ")") {
+				v = v[:i]
+			}
+			return strings.TrimSpace(v), strings.TrimSpace(v) != ""
+		}
+	}
+	if strings.HasPrefix(line, "###") {
+		fields := strings.Fields(strings.Trim(text, "# "))
+		if len(fields) == 2 && (fields[0] == "Client" || fields[0] == "begin") {
+			return fields[1], true
+		}
+	}
+	return "", false
+}
+
+// maxName is fsm.MaxNameLen (wgconf imports nothing of the project).
+const maxName = 64
+
+// nameAll turns every peer's name into a valid, unique peer name, or
+// peer-N when it has none.
+func nameAll(peers []Peer) {
+	taken := map[string]bool{}
+	for i := range peers {
+		name := cleanName(peers[i].Name)
+		if name == "" {
+			name = fmt.Sprintf("peer-%d", i+1)
+		}
+		base := name
+		for k := 2; taken[name]; k++ {
+			suffix := fmt.Sprintf("-%d", k)
+			name = base[:min(len(base), maxName-len(suffix))] + suffix
+		}
+		taken[name] = true
+		peers[i].Name = name
+	}
+}
+
+// cleanName keeps letters, digits and . _ - @ +; any other run of
+// characters becomes one '-'; the name starts with a letter or digit.
+func cleanName(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range s {
+		ok := r < 128 && (unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("._-@+", r))
+		switch {
+		case ok:
+			b.WriteRune(r)
+			dash = false
+		case !dash && b.Len() > 0:
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	out := strings.TrimLeft(b.String(), "._-@+")
+	out = strings.TrimRight(out[:min(len(out), maxName)], "-")
+	return out
 }
 
 func (i *Interface) set(k, v string) error {
