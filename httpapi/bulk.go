@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/raftguard/raftguard/fsm"
+	"github.com/raftguard/raftguard/internal/wgconf"
 )
 
 // MaxBulkRequest is the most peers one POST /v1/peers/bulk takes.
@@ -27,9 +28,29 @@ type BulkCreateResponse struct {
 	DryRun   bool       `json:"dry_run"`
 }
 
-// bulkCommand turns one request's peer into an AddPeer: the syntax is
-// checked here, every rule about the state by fsm.
-func (s *Server) bulkPeer(i int, req CreatePeerRequest) (fsm.AddPeer, error) {
+// ImportRequest is the bulk create of a wg-quick server config's peers
+// (raftguard peer import, and server --bootstrap --import): each keeps its
+// public key, preshared key, tunnel addresses and routes.
+func ImportRequest(conf *wgconf.Config) BulkCreateRequest {
+	var req BulkCreateRequest
+	for _, p := range conf.Peers {
+		pk, psk := p.PublicKey, p.PresharedKey
+		cp := CreatePeerRequest{Name: p.Name, PublicKey: &pk, PresharedKey: &psk}
+		for _, a := range p.Addresses {
+			cp.Addresses = append(cp.Addresses, a.String())
+		}
+		for _, r := range p.Routes {
+			cp.AllowedIPs = append(cp.AllowedIPs, r.String())
+		}
+		req.Peers = append(req.Peers, cp)
+	}
+	return req
+}
+
+// BulkPeer turns the i-th peer of a bulk create into an AddPeer: the
+// syntax is checked here, its routes against rc, every rule about the
+// state by fsm when the command is checked or applied.
+func BulkPeer(i int, req CreatePeerRequest, rc fsm.RouteContext) (fsm.AddPeer, error) {
 	at := func(err error) error { return fmt.Errorf("peer %d (%q): %w", i+1, req.Name, err) }
 	cmd := fsm.AddPeer{Name: req.Name, Enabled: true}
 	if err := fsm.ValidateName(req.Name); err != nil {
@@ -69,7 +90,7 @@ func (s *Server) bulkPeer(i int, req CreatePeerRequest) (fsm.AddPeer, error) {
 	if err != nil {
 		return cmd, at(err)
 	}
-	if err := fsm.ValidatePeerRoutes(s.b.State().RouteContext(), routes); err != nil {
+	if err := fsm.ValidatePeerRoutes(rc, routes); err != nil {
 		return cmd, at(err)
 	}
 	if len(routes) > 0 {
@@ -93,10 +114,11 @@ func (s *Server) bulkCreatePeers(w http.ResponseWriter, r *request) error {
 		return fmt.Errorf("%w: send 1 to %d peers, not %d", fsm.ErrInvalid, MaxBulkRequest, len(req.Peers))
 	}
 	set := s.b.State().Settings()
+	rc := s.b.State().RouteContext()
 	all := fsm.AddPeers{At: time.Now().UTC()}
 	newEnabled := 0
 	for i, p := range req.Peers {
-		cmd, err := s.bulkPeer(i, p)
+		cmd, err := BulkPeer(i, p, rc)
 		if err != nil {
 			return err
 		}

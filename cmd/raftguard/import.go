@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/http"
-	"os"
 
 	"github.com/urfave/cli/v2"
 
@@ -14,7 +13,7 @@ import (
 func peerImportCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "import",
-		Usage:     "add the peers of a wg-quick server config (all or nothing; names from '# Name = ...' comments, else peer-N)",
+		Usage:     "add the peers of a wg-quick server config (all or nothing; names from the comments wg-easy and similar tools write, else peer-N)",
 		ArgsUsage: "FILE",
 		Flags:     []cli.Flag{&cli.BoolFlag{Name: "dry-run", Usage: "check every peer against the cluster and report, change nothing"}},
 		Action:    peerImport,
@@ -36,31 +35,14 @@ func peerImport(c *cli.Context) error {
 
 // importRequest reads FILE's [Peer] sections into a bulk create.
 func importRequest(file string) (httpapi.BulkCreateRequest, error) {
-	var req httpapi.BulkCreateRequest
-	f, err := os.Open(file)
+	conf, err := wgconf.ReadFile(file)
 	if err != nil {
-		return req, err
-	}
-	defer f.Close()
-	conf, err := wgconf.Parse(f)
-	if err != nil {
-		return req, fmt.Errorf("%s: %w", file, err)
+		return httpapi.BulkCreateRequest{}, err
 	}
 	if len(conf.Peers) == 0 {
-		return req, fmt.Errorf("%s: no [Peer] section", file)
+		return httpapi.BulkCreateRequest{}, fmt.Errorf("%s: no [Peer] section", file)
 	}
-	for _, p := range conf.Peers {
-		pk, psk := p.PublicKey, p.PresharedKey
-		cp := httpapi.CreatePeerRequest{Name: p.Name, PublicKey: &pk, PresharedKey: &psk}
-		for _, a := range p.Addresses {
-			cp.Addresses = append(cp.Addresses, a.String())
-		}
-		for _, r := range p.Routes {
-			cp.AllowedIPs = append(cp.AllowedIPs, r.String())
-		}
-		req.Peers = append(req.Peers, cp)
-	}
-	return req, nil
+	return httpapi.ImportRequest(conf), nil
 }
 
 func formatImport(r httpapi.BulkCreateResponse) string {

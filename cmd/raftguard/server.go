@@ -66,6 +66,7 @@ func serverFlags() []cli.Flag {
 		cluster(&cli.IntFlag{Name: "mtu", Usage: "interface MTU", EnvVars: envVar("mtu"), DefaultText: "1420"}),
 		cluster(&cli.IntFlag{Name: "keepalive", Usage: "PersistentKeepalive written into client configs", EnvVars: envVar("keepalive"), DefaultText: "25"}),
 		cluster(&cli.BoolFlag{Name: "nat", Usage: "masquerade traffic from the pools leaving the leader (nftables, follows the leader)", EnvVars: envVar("nat")}),
+		cluster(str("import", "wg-quick server config FILE to take over: its private key, ListenPort, Address (as the pools) and every [Peer], so its clients keep working", "none")),
 		cluster(str("vip-mode", "how the VIP reaches the leader: arp (L2: GARP/NA), bgp, hook, hetzner (floating IP) or aws (Elastic IP)", "arp")),
 		&cli.StringFlag{Name: "vip-hook", Usage: "hook mode: program run (no shell) as PATH acquire|release VIP NODE_ID; absolute path", EnvVars: envVar("vip-hook"), Category: "VIP modes (node-local)"},
 		&cli.UintFlag{Name: "bgp-asn", Usage: "bgp mode: this node's AS number", EnvVars: envVar("bgp-asn"), Category: "VIP modes (node-local)"},
@@ -137,6 +138,7 @@ func serverConfig(c *cli.Context) agent.Config {
 			ClientDNS:        c.StringSlice("client-dns"),
 			MTU:              c.Int("mtu"),
 			NAT:              c.Bool("nat"),
+			Import:           c.String("import"),
 		},
 		Raft: agent.RaftTuning{
 			HeartbeatTimeout:   c.Duration("raft-heartbeat-timeout"),

@@ -98,6 +98,16 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 			a.closeAll()
 		}
 	}()
+	// An --import file is checked whole before the data dir is touched,
+	// so a bad one leaves nothing behind.
+	var imp *bootstrapImport
+	if cfg.Bootstrap && cfg.Cluster.Import != "" {
+		if _, err := pki.LoadIdentity(filepath.Join(cfg.DataDir, tlsDirName)); errors.Is(err, pki.ErrNoIdentity) {
+			if imp, err = loadImport(cfg.Cluster); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if err := a.prepareDataDir(); err != nil {
 		return nil, err
 	}
@@ -136,7 +146,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	case !fresh && cfg.Bootstrap:
 		a.log.Info("data dir already holds a cluster; --bootstrap ignored", "data_dir", cfg.DataDir)
 	case fresh && cfg.Bootstrap:
-		if err := a.prepareBootstrap(); err != nil {
+		if err := a.prepareBootstrap(imp); err != nil {
 			return nil, err
 		}
 	case fresh && len(cfg.Join) > 0:

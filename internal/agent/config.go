@@ -90,6 +90,9 @@ type ClusterFlags struct {
 	NAT              bool
 	// VIPMode is how the VIPs reach the leader (fsm.VIPModes; "" is arp).
 	VIPMode string
+	// Import is a wg-quick server config whose private key, listen port,
+	// addresses (as the pools) and peers the new cluster takes over.
+	Import string
 }
 
 // VIPModeFlags are the node-local settings of the VIP modes.
@@ -156,15 +159,18 @@ type nodeFile struct {
 
 // File names inside the data dir.
 const (
-	nodeFileName     = "node.json"
-	adminTokenFile   = "admin.token"
-	joinTokenFile    = "join.token"
-	pendingInitFile  = "bootstrap.pending"
-	tlsDirName       = "tls"
-	raftDirName      = "raft"
-	dataDirMode      = 0o700
-	secretFileMode   = 0o600
-	nodeFileLockName = "lock"
+	nodeFileName    = "node.json"
+	adminTokenFile  = "admin.token"
+	joinTokenFile   = "join.token"
+	pendingInitFile = "bootstrap.pending"
+	// pendingImportFile holds the peers of --import until the Raft log
+	// holds them (it has their preshared keys: 0600, as every file here).
+	pendingImportFile = "bootstrap.import"
+	tlsDirName        = "tls"
+	raftDirName       = "raft"
+	dataDirMode       = 0o700
+	secretFileMode    = 0o600
+	nodeFileLockName  = "lock"
 )
 
 // NodeInfo is what the CLI reads from a server's data dir.

@@ -28,16 +28,24 @@ var ErrJoinRefused = errors.New("join refused")
 
 // prepareBootstrap creates everything a new cluster needs and keeps the
 // init command in the data dir until the Raft log holds it.
-func (a *Agent) prepareBootstrap() error {
-	settings, err := settingsFromFlags(a.cfg.Cluster)
-	if err != nil {
-		return err
+func (a *Agent) prepareBootstrap(imp *bootstrapImport) error {
+	var settings fsm.Settings
+	if imp != nil {
+		settings = imp.settings
+		if err := imp.checkNodeRoutes(fsm.Node{RaftAddr: a.node.RaftAdvertise, APIAddr: a.node.APIAdvertise}); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if settings, err = settingsFromFlags(a.cfg.Cluster); err != nil {
+			return err
+		}
+		kp, err := wgkey.Generate()
+		if err != nil {
+			return err
+		}
+		settings.PrivateKey, settings.PublicKey = kp.Private, kp.Public
 	}
-	kp, err := wgkey.Generate()
-	if err != nil {
-		return err
-	}
-	settings.PrivateKey, settings.PublicKey = kp.Private, kp.Public
 	if err := fsm.ValidateSettings(&settings); err != nil {
 		return fmt.Errorf("cluster settings: %w", err)
 	}
@@ -89,6 +97,12 @@ func (a *Agent) prepareBootstrap() error {
 	if err := writeJSONFile(filepath.Join(dir, pendingInitFile), &init); err != nil {
 		return fmt.Errorf("save bootstrap state: %w", err)
 	}
+	if imp != nil && len(imp.peers) > 0 {
+		peers := fsm.AddPeers{Peers: imp.peers, At: init.At}
+		if err := writeJSONFile(filepath.Join(dir, pendingImportFile), &peers); err != nil {
+			return fmt.Errorf("save the imported peers: %w", err)
+		}
+	}
 	if err := writeFileAtomic(filepath.Join(dir, adminTokenFile), []byte(adminTok+"\n")); err != nil {
 		return err
 	}
@@ -98,6 +112,10 @@ func (a *Agent) prepareBootstrap() error {
 	a.ident = &pki.Identity{CACertPEM: ca.CertPEM, CertPEM: cert, KeyPEM: keyPEM}
 	if err := a.ident.Save(filepath.Join(dir, tlsDirName)); err != nil {
 		return fmt.Errorf("save TLS identity: %w", err)
+	}
+	if imp != nil {
+		fmt.Fprintf(a.cfg.Stderr, "\nraftguard: taking over %s: its key pair (public key %s), listen port %d, pools and %d peers.\n",
+			a.cfg.Cluster.Import, settings.PublicKey, settings.ListenPort, len(imp.peers))
 	}
 	fmt.Fprintf(a.cfg.Stderr, `
 raftguard: created a new cluster with node %s.
@@ -139,6 +157,9 @@ func (a *Agent) finishBootstrap(path string) error {
 			return fmt.Errorf("set the VIP mode: %w", err)
 		}
 		a.log.Info("VIP mode set", "vip_mode", mode)
+	}
+	if err := a.finishImport(); err != nil {
+		return err
 	}
 	return os.Remove(path)
 }
