@@ -138,6 +138,13 @@ func newLab(t testing.TB, prefix string) *labCluster {
 		t.Fatal(err)
 	}
 	lc := &labCluster{t: t, bin: raftguardBinary(t), lab: lab, logDir: t.TempDir()}
+	if dir := os.Getenv("RAFTGUARD_TEST_LOGS"); dir != "" {
+		// Keep the servers' logs (each test in a directory of its own).
+		lc.logDir = filepath.Join(dir, t.Name())
+		if err := os.MkdirAll(lc.logDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, s := range lc.servers {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -52,6 +53,13 @@ type BGPConfig struct {
 	Password string
 	// HoldTime of the sessions (default 9s; keepalives every third of it).
 	HoldTime time.Duration
+	// Term, if set, returns this node's current Raft term. The VIPs are
+	// then announced with a MED that falls as the term rises (MaxUint32 -
+	// term), so that a router prefers the newest leader's route at once and
+	// a stale one (a frozen or cut-off former leader's, kept until the hold
+	// time expires) carries no traffic. Routers compare MEDs between
+	// routes from the same AS, which all nodes share (--bgp-asn).
+	Term func() uint64
 	// NextHop4 and NextHop6 are this node's own addresses, announced as the
 	// next hop of the VIPs of each family.
 	NextHop4, NextHop6 netip.Addr
@@ -90,8 +98,8 @@ type BGP struct {
 	s   *server.BgpServer
 	log *slog.Logger
 
-	mu        sync.Mutex // guards announced
-	announced map[netip.Prefix]bool
+	mu        sync.Mutex              // guards announced
+	announced map[netip.Prefix]uint32 // VIP -> the MED it was announced with
 }
 
 var _ Mode = (*BGP)(nil)
@@ -110,7 +118,7 @@ func NewBGP(ctx context.Context, cfg BGPConfig, log *slog.Logger) (*BGP, error) 
 	}
 	s := server.NewBgpServer(server.LoggerOption(&bgpLogger{log: log}))
 	go s.Serve()
-	b := &BGP{cfg: cfg, s: s, log: log, announced: map[netip.Prefix]bool{}}
+	b := &BGP{cfg: cfg, s: s, log: log, announced: map[netip.Prefix]uint32{}}
 	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
 		Asn: cfg.ASN, RouterId: cfg.routerID().String(), ListenPort: -1, // sessions are dialled out only
 	}}); err != nil {
@@ -140,7 +148,15 @@ func NewBGP(ctx context.Context, cfg BGPConfig, log *slog.Logger) (*BGP, error) 
 // Name is "bgp".
 func (b *BGP) Name() string { return "bgp" }
 
-func (b *BGP) path(v netip.Prefix) (*api.Path, error) {
+// med is the MED of an announcement now (0 without cfg.Term).
+func (b *BGP) med() uint32 {
+	if b.cfg.Term == nil {
+		return 0
+	}
+	return math.MaxUint32 - uint32(min(b.cfg.Term(), math.MaxUint32-1))
+}
+
+func (b *BGP) path(v netip.Prefix, med uint32) (*api.Path, error) {
 	a := v.Addr()
 	host := netip.PrefixFrom(a, a.BitLen())
 	nlri, err := anypb.New(&api.IPAddressPrefix{Prefix: a.String(), PrefixLen: uint32(host.Bits())})
@@ -151,6 +167,14 @@ func (b *BGP) path(v netip.Prefix) (*api.Path, error) {
 	if err != nil {
 		return nil, err
 	}
+	attrs := []*anypb.Any{origin}
+	if med != 0 {
+		m, err := anypb.New(&api.MultiExitDiscAttribute{Med: med})
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, m)
+	}
 	if a.Is4() {
 		if !b.cfg.NextHop4.Is4() {
 			return nil, fmt.Errorf("%w: no IPv4 next hop for %v", ErrBGP, v)
@@ -159,7 +183,7 @@ func (b *BGP) path(v netip.Prefix) (*api.Path, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &api.Path{Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}, Nlri: nlri, Pattrs: []*anypb.Any{origin, nh}}, nil
+		return &api.Path{Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}, Nlri: nlri, Pattrs: append(attrs, nh)}, nil
 	}
 	if !b.cfg.NextHop6.Is6() {
 		return nil, fmt.Errorf("%w: no IPv6 next hop for %v", ErrBGP, v)
@@ -169,30 +193,113 @@ func (b *BGP) path(v netip.Prefix) (*api.Path, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &api.Path{Family: fam, Nlri: nlri, Pattrs: []*anypb.Any{origin, mp}}, nil
+	return &api.Path{Family: fam, Nlri: nlri, Pattrs: append(attrs, mp)}, nil
 }
 
-// Acquire announces each VIP as a host route.
+// Acquire announces each VIP as a host route and returns once a router has
+// been sent it (awaitSent), so that what the node does next as the VIPs'
+// holder (greeting the clients) finds the route in place: a node that has
+// just started may lead before its sessions are up. The context bounds the
+// wait; the Runner retries after a failure.
 func (b *BGP) Acquire(ctx context.Context, vips []netip.Prefix) (bool, error) {
+	before, err := b.sentUpdates(ctx)
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrBGP, err)
+	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	changed := false
+	med := b.med()
 	for _, v := range vips {
-		if b.announced[v] {
+		if m, ok := b.announced[v]; ok && m == med {
 			continue
 		}
-		p, err := b.path(v)
+		// A route announced in an earlier term is replaced (same prefix,
+		// new MED).
+		p, err := b.path(v, med)
 		if err != nil {
+			b.mu.Unlock()
 			return changed, err
 		}
 		if _, err := b.s.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: p}); err != nil {
+			b.mu.Unlock()
 			return changed, fmt.Errorf("%w: announce %v: %v", ErrBGP, v, err)
 		}
-		b.announced[v] = true
+		b.announced[v] = med
 		changed = true
-		b.log.Info("announced VIP host route", "vip", v.Addr())
+		b.log.Info("announced VIP host route", "vip", v.Addr(), "med", med)
 	}
-	return changed, nil
+	b.mu.Unlock()
+	if !changed {
+		before = nil // announced earlier: any session that carries them will do
+	}
+	return changed, b.awaitSent(ctx, vips, before)
+}
+
+// sentUpdates counts, per neighbor, the UPDATE messages sent to it.
+func (b *BGP) sentUpdates(ctx context.Context) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	err := b.s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		out[p.GetState().GetNeighborAddress()] = p.GetState().GetMessages().GetSent().GetUpdate()
+	})
+	return out, err
+}
+
+// awaitSent polls until some established session has every VIP in its
+// adj-RIB-out and (with before) has sent an UPDATE since the counts in
+// before were taken: the route is on its way to that router.
+func (b *BGP) awaitSent(ctx context.Context, vips []netip.Prefix, before map[string]uint64) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		why := "no BGP session is established"
+		var peers []*api.Peer
+		err := b.s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) { peers = append(peers, p) })
+		if err != nil {
+			why = err.Error()
+		}
+		for _, p := range peers {
+			st := p.GetState()
+			if st.GetSessionState() != api.PeerState_ESTABLISHED {
+				continue
+			}
+			addr := st.GetNeighborAddress()
+			if before != nil && st.GetMessages().GetSent().GetUpdate() <= before[addr] {
+				why = "the announcement is not sent yet"
+				continue
+			}
+			ok, err := b.advertised(ctx, addr, vips)
+			if err == nil && ok {
+				return nil
+			}
+			why = "the routes are not in any router's adj-RIB-out yet"
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: VIPs announced, but not sent to any router yet (%s): %w", ErrBGP, why, ctx.Err())
+		case <-t.C: // polling interval
+		}
+	}
+}
+
+// advertised reports whether the adj-RIB-out of neighbor holds every VIP.
+func (b *BGP) advertised(ctx context.Context, neighbor string, vips []netip.Prefix) (bool, error) {
+	for _, v := range vips {
+		p, err := b.path(v, 0)
+		if err != nil {
+			return false, err
+		}
+		found := false
+		err = b.s.ListPath(ctx, &api.ListPathRequest{
+			TableType: api.TableType_ADJ_OUT,
+			Name:      neighbor,
+			Family:    p.Family,
+			Prefixes:  []*api.TableLookupPrefix{{Prefix: netip.PrefixFrom(v.Addr(), v.Addr().BitLen()).String()}},
+		}, func(*api.Destination) { found = true })
+		if err != nil || !found {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // Release withdraws the VIPs' host routes.
@@ -202,10 +309,11 @@ func (b *BGP) Release(ctx context.Context, vips []netip.Prefix) (bool, error) {
 	changed := false
 	var errs []error
 	for _, v := range vips {
-		if !b.announced[v] {
+		med, ok := b.announced[v]
+		if !ok {
 			continue
 		}
-		p, err := b.path(v)
+		p, err := b.path(v, med)
 		if err == nil {
 			err = b.s.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Path: p})
 		}
@@ -220,12 +328,14 @@ func (b *BGP) Release(ctx context.Context, vips []netip.Prefix) (bool, error) {
 	return changed, errors.Join(errs...)
 }
 
-// Held reports whether every VIP is announced and at least one session is
-// established (a router can have learned the route).
+// Held reports whether every VIP is announced (with the current term's MED)
+// and at least one session is established (a router can have learned the
+// route).
 func (b *BGP) Held(ctx context.Context, vips []netip.Prefix) (bool, error) {
+	med := b.med()
 	b.mu.Lock()
 	for _, v := range vips {
-		if !b.announced[v] {
+		if m, ok := b.announced[v]; !ok || m != med {
 			b.mu.Unlock()
 			return false, nil
 		}

@@ -88,6 +88,7 @@ type Runner struct {
 	recheck time.Duration
 	// onReleased is called after the mode's Release succeeded.
 	onReleased func()
+	onHeld     func()
 
 	mu       sync.Mutex // guards want, acquire, acquired, cancelOp, st, closing
 	want     []netip.Prefix
@@ -114,6 +115,10 @@ type RunnerConfig struct {
 	// OnReleased, if set, is called (in the Runner's goroutine) each time
 	// the mode's Release has succeeded.
 	OnReleased func()
+	// OnHeld, if set, is called (in the Runner's goroutine) each time the
+	// mode comes to hold the VIPs (an Acquire succeeded after they were not
+	// held): from then on the network delivers them to this node.
+	OnHeld func()
 }
 
 // NewRunner starts a Runner; Close stops it.
@@ -132,7 +137,7 @@ func NewRunner(c RunnerConfig) *Runner {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Runner{
-		local: c.Local, mode: c.Mode, backoff: c.Backoff, opTimeout: c.OpTimeout, recheck: c.Recheck, onReleased: c.OnReleased,
+		local: c.Local, mode: c.Mode, backoff: c.Backoff, opTimeout: c.OpTimeout, recheck: c.Recheck, onReleased: c.OnReleased, onHeld: c.OnHeld,
 		log:  c.Log.With("component", "vip", "vip_mode", c.Mode.Name()),
 		kick: make(chan struct{}, 1), stop: cancel, done: make(chan struct{}),
 		st: ModeStatus{Mode: c.Mode.Name()},
@@ -266,26 +271,29 @@ func (r *Runner) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		var released bool
-		next, released = r.step(ctx)
+		var released, nowHeld bool
+		next, released, nowHeld = r.step(ctx)
 		if released && r.onReleased != nil {
 			r.onReleased()
+		}
+		if nowHeld && r.onHeld != nil {
+			r.onHeld()
 		}
 	}
 }
 
-// step does what the wish asks, once, and returns when to look again and
-// whether it released the mode.
-func (r *Runner) step(ctx context.Context) (time.Time, bool) {
+// step does what the wish asks, once, and returns when to look again,
+// whether it released the mode and whether the mode came to hold the VIPs.
+func (r *Runner) step(ctx context.Context) (time.Time, bool, bool) {
 	r.mu.Lock()
 	want, acquire, acquired, st := slices.Clone(r.want), r.acquire, r.acquired, r.st
 	if !st.NextAttempt.IsZero() && time.Now().Before(st.NextAttempt) {
 		r.mu.Unlock()
-		return st.NextAttempt, false // a kick before the backoff ran out
+		return st.NextAttempt, false, false // a kick before the backoff ran out
 	}
 	if len(want) == 0 || (!acquire && !acquired) {
 		r.mu.Unlock()
-		return time.Time{}, false
+		return time.Time{}, false, false
 	}
 	opCtx, cancel := context.WithTimeout(ctx, r.opTimeout)
 	defer cancel()
@@ -321,11 +329,11 @@ func (r *Runner) step(ctx context.Context) (time.Time, bool) {
 	defer r.mu.Unlock()
 	r.cancelOp = nil
 	if r.acquire != acquire || !slices.Equal(r.want, want) {
-		return time.Now(), false // the wish changed meanwhile: act on the new one at once
+		return time.Now(), false, false // the wish changed meanwhile: act on the new one at once
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			return time.Time{}, false
+			return time.Time{}, false, false
 		}
 		r.st.Held = false
 		r.st.Failures++
@@ -333,7 +341,7 @@ func (r *Runner) step(ctx context.Context) (time.Time, bool) {
 		r.st.NextAttempt = time.Now().Add(r.backoff.after(r.st.Failures))
 		r.log.Warn("VIP mode failed: retrying", "op", what, "vips", want, "err", err,
 			"attempt", r.st.Failures, "retry_in", time.Until(r.st.NextAttempt).Round(time.Millisecond).String())
-		return r.st.NextAttempt, false
+		return r.st.NextAttempt, false, false
 	}
 	if r.st.Failures > 0 || changed {
 		r.log.Info("VIP mode "+what+" done", "vips", want, "changed", changed, "after_failures", r.st.Failures)
@@ -341,10 +349,11 @@ func (r *Runner) step(ctx context.Context) (time.Time, bool) {
 	r.st.Error, r.st.Failures, r.st.NextAttempt = "", 0, time.Time{}
 	if !acquire {
 		r.acquired = false
-		return time.Time{}, true
+		return time.Time{}, true, false
 	}
+	was := r.st.Held
 	r.st.Held = true
-	return time.Now().Add(r.recheck), false
+	return time.Now().Add(r.recheck), false, !was
 }
 
 // ARP is the arp mode: the local address on the LAN NIC, announced with

@@ -30,6 +30,7 @@ type vipModes struct {
 	cur      *vip.Runner // nil before the first claim or release
 	curIf    string      // the interface cur keeps the local addresses on
 	closeCur func()      // stops what cur's mode runs (a BGP speaker); may be nil
+	curLocal bool        // cur's mode delivers the VIPs with the local address alone
 }
 
 // runner returns the Runner for the current mode, replacing one of another
@@ -52,15 +53,41 @@ func (v *vipModes) runner(vips []netip.Prefix) *vip.Runner {
 		}
 	}
 	local, iface, m, closeFn := v.a.newMode(mode, v.local)
+	_, broken := m.(vip.Broken)
 	v.curIf, v.closeCur = iface, closeFn
+	// In arp mode the claim itself announces the VIPs; a broken mode never
+	// delivers more than the local address does.
+	v.curLocal = mode == fsm.VIPModeARP || broken
 	v.cur = vip.NewRunner(vip.RunnerConfig{
 		Local:      local,
 		Mode:       m,
 		Log:        v.a.cfg.Logger,
 		OpTimeout:  v.a.hookTimeout() + 5*time.Second,
 		OnReleased: func() { _ = v.claims.update(func(c *claimRecord) { c.Hook = nil }) },
+		// The reconcile loop greets the clients once the network
+		// delivers the VIPs here (Delivered).
+		OnHeld: func() {
+			if l := v.a.loop; l != nil {
+				l.Wake()
+			}
+		},
 	})
 	return v.cur
+}
+
+// Delivered implements reconcile.Delivery: in arp mode (or a mode this node
+// cannot run) the claimed local address is all there is; in the others the
+// mode must hold the VIPs (its Acquire succeeded: the route announced, the
+// hook or cloud API done).
+func (v *vipModes) Delivered(vips []netip.Prefix) bool {
+	v.mu.Lock()
+	r, local := v.cur, v.curLocal
+	v.mu.Unlock()
+	if r == nil || local {
+		return true
+	}
+	held, err := r.Held(vips)
+	return err == nil && held
 }
 
 // bgpInterface is the dummy interface on which the bgp mode keeps the VIPs'
@@ -126,6 +153,7 @@ func (a *Agent) newMode(mode string, nic *vip.Manager) (vip.Local, string, vip.M
 func (a *Agent) bgpConfig() (vip.BGPConfig, error) {
 	n := a.node
 	cfg := vip.BGPConfig{ASN: n.BGPASN, HoldTime: time.Duration(n.BGPHoldTime), Password: a.cfg.VIPModes.BGPPassword}
+	cfg.Term = func() uint64 { return a.raft.Stats().Term }
 	for _, s := range n.BGPNeighbors {
 		nb, err := vip.ParseBGPNeighbor(s)
 		if err != nil {

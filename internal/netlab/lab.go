@@ -315,6 +315,36 @@ table netdev %[2]s {
 	return h.nft(rules)
 }
 
+// CutFrom cuts the host off the given addresses only: IP packets on eth0
+// from or to any of them are dropped, everything else (other hosts, ARP)
+// still passes. A partition between servers that leaves their routers
+// reachable. Heal undoes it; it replaces an earlier Isolate or CutFrom.
+func (h *Host) CutFrom(addrs ...netip.Addr) error {
+	var v4, v6 []string
+	for _, a := range addrs {
+		if a.Is4() {
+			v4 = append(v4, a.String())
+		} else {
+			v6 = append(v6, a.String())
+		}
+	}
+	var rules []string
+	for _, set := range []struct {
+		fam   string
+		addrs []string
+	}{{"ip", v4}, {"ip6", v6}} {
+		if len(set.addrs) == 0 {
+			continue
+		}
+		list := "{ " + strings.Join(set.addrs, ", ") + " }"
+		rules = append(rules,
+			fmt.Sprintf("chain input_%[1]s { type filter hook input priority -300; iifname \"eth0\" %[1]s saddr %[2]s drop; }", set.fam, list),
+			fmt.Sprintf("chain output_%[1]s { type filter hook output priority -300; oifname \"eth0\" %[1]s daddr %[2]s drop; }", set.fam, list))
+	}
+	return h.nft(fmt.Sprintf("table inet %[1]s {}\ndelete table inet %[1]s\ntable netdev %[2]s {}\ndelete table netdev %[2]s\ntable inet %[1]s {\n\t%[3]s\n}\n",
+		isolateInet, isolateNetdev, strings.Join(rules, "\n\t")))
+}
+
 // Heal undoes Isolate. It is idempotent.
 func (h *Host) Heal() error {
 	rules := fmt.Sprintf("table inet %[1]s {}\ndelete table inet %[1]s\ntable netdev %[2]s {}\ndelete table netdev %[2]s\n",

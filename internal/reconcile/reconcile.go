@@ -55,6 +55,15 @@ type VIPs interface {
 	Renew(vips []netip.Prefix) (bool, error)
 }
 
+// Delivery is what VIPs may also implement when the network delivers the
+// VIPs to this node only some time after Claim (a route announced, a cloud
+// API called): a new leader's handshakes to the clients wait for it, since
+// the clients' answers to the VIP would not reach this node before. The
+// implementation wakes the loop (Wake) when delivery starts.
+type Delivery interface {
+	Delivered(vips []netip.Prefix) bool
+}
+
 // Node is what the loop needs from Raft and the replicated state.
 type Node interface {
 	IsLeader() bool
@@ -407,6 +416,11 @@ func (l *Loop) takeOver(ctx context.Context, fresh bool) error {
 		greet = true
 	}
 	if greet {
+		if d, ok := l.cfg.VIPs.(Delivery); ok && len(set.VIPs) > 0 && !d.Delivered(set.VIPs) {
+			// Not yet: greet on the pass after delivery starts.
+			l.greetAll.Store(true)
+			return nil
+		}
 		go l.initiateHandshakes(ctx)
 	}
 	return nil

@@ -464,3 +464,32 @@ func TestFollowerTakesAnInterfaceUpDownAgain(t *testing.T) {
 	h.dp.mu.Unlock()
 	poll(t, "the interface down again", func() bool { _, up, _ := h.dp.snapshot(); return !up })
 }
+
+// deliveryVIPs is a fakeVIPs whose network delivers the VIPs only once
+// delivered is set (a BGP route announced, a cloud API called).
+type deliveryVIPs struct {
+	*fakeVIPs
+	delivered atomic.Bool
+}
+
+func (v *deliveryVIPs) Delivered([]netip.Prefix) bool { return v.delivered.Load() }
+
+// A new leader greets the clients only once the VIPs are delivered to it:
+// before, their answers would not reach it.
+func TestGreetWaitsForDelivery(t *testing.T) {
+	n := newNode(t)
+	dv := &deliveryVIPs{fakeVIPs: &fakeVIPs{}}
+	h := startWith(t, n, false, func(c *Config) { c.VIPs = dv })
+	n.leader.Store(true)
+	h.lead <- struct{}{}
+	poll(t, "takeover", func() bool { _, up, _ := h.dp.snapshot(); return up && dv.isHeld() })
+	// Several lease renewals later, still without delivery: no handshakes.
+	renewals := dv.renewed()
+	poll(t, "three more renewals", func() bool { return dv.renewed() >= renewals+3 })
+	if _, _, hs := h.dp.snapshot(); len(hs) != 0 {
+		t.Fatalf("handshakes before the VIPs were delivered: %v", hs)
+	}
+	dv.delivered.Store(true)
+	h.loop.Wake()
+	poll(t, "greeting after delivery", func() bool { _, _, hs := h.dp.snapshot(); return len(hs) == 2 })
+}
