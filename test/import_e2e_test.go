@@ -16,13 +16,14 @@ import (
 	"github.com/raftguard/raftguard/internal/wgkey"
 )
 
-// TestBootstrapImportTakesOverServer: a plain wireguard-go server with a
-// wg-quick config, at 192.0.2.10, serves a client; it is switched off, a
-// three-node cluster is bootstrapped from the same config with --import
-// and the old server's address as its VIP, and the client, untouched
-// (same config, same server public key), pings the server's tunnel
-// address through the VIP, served by the leader; after a kill -9 of the
-// leader it does again, served by the new leader.
+// TestBootstrapImportTakesOverServer runs section 9 of the runbook: a plain
+// wireguard-go server with a wg-quick config, at 192.0.2.10, serves a
+// client; it is switched off, a three-node cluster is bootstrapped from the
+// same config with --import and the old server's address as its VIP, and
+// the client, untouched (same config, same server public key), pings the
+// server's tunnel address through the VIP, served by the leader; after a
+// kill -9 of the leader it does again, served by the new leader. After the
+// rollback the old server serves the client again.
 func TestBootstrapImportTakesOverServer(t *testing.T) {
 	needLab(t)
 	lc := newLab(t, "rgim")
@@ -47,6 +48,7 @@ func TestBootstrapImportTakesOverServer(t *testing.T) {
 	}
 
 	serverConf, clientConf, clientPub := importConfigs(t)
+	rb := newRunbook(t, lc)
 	oldWG, err := oldHost.StartWireGuardClient(lc.lab.Name("rgold"), serverConf)
 	if err != nil {
 		t.Fatal(err)
@@ -68,16 +70,22 @@ func TestBootstrapImportTakesOverServer(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	file := filepath.Join(t.TempDir(), "wg0.conf")
-	if err := os.WriteFile(file, []byte(serverConf), 0o600); err != nil {
+	// Steps 1 to 4: the config copied to the first node, the bootstrap
+	// from it, two more nodes.
+	s1 := lc.servers[0]
+	if err := os.WriteFile(filepath.Join(rb.root(s1), "etc/wireguard/wg0.conf"), []byte(serverConf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	lc.bootstrap("--vip", vip4.String(), "--import", file)
-	leader := lc.leader()
-	out, err := lc.cli(lc.servers[1], "peer", "list")
-	if err != nil || !strings.Contains(out, "laptop") || !strings.Contains(out, "phone") {
-		t.Fatalf("peer list on s2: %v\n%s", err, out)
+	rb.set("NODE", s1.id)
+	rb.set("VIP", vip4.String())
+	rb.run("migrate/bootstrap", and(healthy(1), leaderIs(s1.id)))
+	addNode(rb, lc, lc.servers[1], 2)
+	addNode(rb, lc, lc.servers[2], 3)
+	out := rb.run("migrate/check", healthy(3))
+	if list := out[1]; !strings.Contains(list, "laptop") || !strings.Contains(list, "phone") {
+		t.Fatalf("peer list:\n%s", list)
 	}
+	leader := lc.leader()
 
 	// The untouched client reaches the server's tunnel address through the
 	// VIP, and the leader is the node that served it.
@@ -101,6 +109,33 @@ func TestBootstrapImportTakesOverServer(t *testing.T) {
 	pingThrough(t, lc.client, "the cluster after the failover")
 	checkEndpoint(t, wc, vip4.Addr(), "after the failover")
 	lc.checkServedBy(newLeader, clientPub, killed)
+
+	// systemd starts the killed node again; step 6.
+	lc.start(leader)
+	lc.waitHealthy(3)
+	rb.set("NODE", s1.id)
+	rb.run("migrate/finish", nil)
+
+	// Rollback: raftguard stopped on every node, the old server back.
+	for _, s := range lc.servers {
+		rb.set("NODE", s.id)
+		rb.run("migrate/rollback", nil)
+	}
+	if h := lc.vipHolders(); len(h) != 0 {
+		t.Fatalf("after the rollback %v still hold the VIP", h)
+	}
+	if err := oldHost.LinkUp(); err != nil {
+		t.Fatal(err)
+	}
+	back, err := oldHost.StartWireGuardClient(lc.lab.Name("rgold"), serverConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { back.Close() })
+	start = time.Now()
+	pingThrough(t, lc.client, "the old server after the rollback")
+	t.Logf("the client got through to the old server %v after its first ping", time.Since(start).Round(time.Millisecond))
+	checkEndpoint(t, wc, vip4.Addr(), "after the rollback")
 }
 
 // importConfigs returns a wg-quick server config (tunnel address

@@ -48,6 +48,7 @@ var runbookBlocks = []string{
 	"recover/check", "recover/stop", "recover/recover", "recover/start",
 	"join-token/rotate",
 	"admin-token/create", "admin-token/use", "admin-token/list", "admin-token/revoke", "admin-token/verify", "node-token",
+	"migrate/bootstrap", "migrate/check", "migrate/finish", "migrate/rollback",
 }
 
 // ---- parsing ----
@@ -188,13 +189,19 @@ func TestRunbookDocument(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s: %v", runbookFile, err)
 	}
-	src, err := os.ReadFile("runbook_test.go")
+	tests, err := filepath.Glob("*_test.go")
 	if err != nil {
 		t.Fatal(err)
 	}
 	run := map[string]bool{}
-	for _, m := range regexp.MustCompile(`rb\.run\("([^"]+)"`).FindAllStringSubmatch(string(src), -1) {
-		run[m[1]] = true
+	for _, f := range tests {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`rb\.run\("([^"]+)"`).FindAllStringSubmatch(string(src), -1) {
+			run[m[1]] = true
+		}
 	}
 	documented := map[string]bool{}
 	for _, m := range regexp.MustCompile("(?m)^\\| `\\$([A-Z][A-Z0-9_]*)` \\|").FindAllStringSubmatch(string(md), -1) {
@@ -341,14 +348,14 @@ func (rb *runbook) exec(b *rbBlock, s *labServer, h *netlab.Host, c string, want
 	return out
 }
 
-// root is the node's stand-in for / : the files the runbook writes outside
-// the data dir go there.
+// root is the node's stand-in for / : the files the runbook writes or reads
+// outside the data dir go there.
 func (rb *runbook) root(s *labServer) string {
 	if r, ok := rb.roots[s]; ok {
 		return r
 	}
 	r := rb.t.TempDir()
-	for _, d := range []string{"etc/default", "usr/local/bin"} {
+	for _, d := range []string{"etc/default", "etc/wireguard", "usr/local/bin"} {
 		if err := os.MkdirAll(filepath.Join(r, d), 0o755); err != nil {
 			rb.t.Fatal(err)
 		}
@@ -367,6 +374,7 @@ func (rb *runbook) sh(s *labServer, h *netlab.Host, c string) (stdout, stderr st
 		root := rb.root(s)
 		c = strings.ReplaceAll(c, "/etc/default/raftguard", filepath.Join(root, "etc/default/raftguard"))
 		c = strings.ReplaceAll(c, "/usr/local/bin/raftguard", filepath.Join(root, "usr/local/bin/raftguard"))
+		c = strings.ReplaceAll(c, "/etc/wireguard/", filepath.Join(root, "etc/wireguard")+"/")
 		path = filepath.Join(root, "usr/local/bin") + ":" + path
 		// raftguard's default data dir is /var/lib/raftguard; here it is
 		// the node's.
