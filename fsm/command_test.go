@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"reflect"
 	"slices"
@@ -343,6 +344,20 @@ func TestCloudVIPModesGated(t *testing.T) {
 		if got := h.f.Settings().Mode(); got != m {
 			t.Fatalf("mode %q after applying %s", got, m)
 		}
+	}
+	// The aws mode moves an IPv4 private address only: a cluster with an
+	// IPv6 VIP refuses it, and keeps its mode.
+	h := newHarness(t, "10.99.0.0/24", "")
+	h.mustOK(CmdSetClusterVersion, SetClusterVersion{Version: cloudVIPModesSince, At: t0})
+	st := h.f.Settings()
+	st.VIPs = append(st.VIPs, netip.MustParsePrefix("2001:db8::10/64"))
+	st.VIPMode = VIPModeAWS
+	if err := ValidateSettings(&st); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "IPv4") {
+		t.Fatalf("aws with an IPv6 VIP: %v", err)
+	}
+	st.VIPMode = VIPModeHetzner
+	if err := ValidateSettings(&st); err != nil {
+		t.Fatalf("hetzner with an IPv6 VIP: %v", err)
 	}
 	// The older modes stay as they were.
 	for _, m := range []string{"", VIPModeARP, VIPModeBGP, VIPModeHook} {

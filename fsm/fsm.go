@@ -198,7 +198,19 @@ func validateSettingsCore(st *Settings) error {
 		return fmt.Errorf("%w: endpoint is empty", ErrInvalid)
 	}
 	// Empty in every entry before protocol 5, so older entries pass.
-	return ValidateVIPMode(st.VIPMode)
+	if err := ValidateVIPMode(st.VIPMode); err != nil {
+		return err
+	}
+	// The aws mode moves a private IPv4 address (and its Elastic IP); no
+	// node before protocol 10 accepts the mode, so this rule is new with it.
+	if st.VIPMode == VIPModeAWS {
+		for _, v := range st.VIPs {
+			if !v.Addr().Is4() {
+				return fmt.Errorf("%w: the aws VIP mode moves an IPv4 VIP only; remove %s", ErrInvalid, v)
+			}
+		}
+	}
+	return nil
 }
 
 func (s *state) applyInit(c Init) any {

@@ -77,6 +77,10 @@ func serverFlags() []cli.Flag {
 		&cli.StringFlag{Name: "hetzner-token-file", Usage: "hetzner mode: file (mode 0600) holding a Hetzner Cloud API token with read & write access", EnvVars: envVar("hetzner-token-file"), Category: "VIP modes (node-local)"},
 		&cli.Int64Flag{Name: "hetzner-server-id", Usage: "hetzner mode: this node's Hetzner Cloud server id", EnvVars: envVar("hetzner-server-id"), DefaultText: "from the metadata service", Category: "VIP modes (node-local)"},
 		&cli.StringFlag{Name: "hetzner-endpoint", Usage: "hetzner mode: Hetzner Cloud API base URL (a proxy or test server)", EnvVars: envVar("hetzner-endpoint"), DefaultText: "https://api.hetzner.cloud/v1", Category: "VIP modes (node-local)"},
+		&cli.StringFlag{Name: "aws-region", Usage: "aws mode: EC2 region", EnvVars: envVar("aws-region"), DefaultText: "the SDK's chain (AWS_REGION, shared config), then the instance metadata service", Category: "VIP modes (node-local)"},
+		&cli.StringFlag{Name: "aws-instance-id", Usage: "aws mode: this node's EC2 instance id (i-...)", EnvVars: envVar("aws-instance-id"), DefaultText: "from the instance metadata service", Category: "VIP modes (node-local)"},
+		&cli.StringFlag{Name: "aws-eip", Usage: "aws mode: the Elastic IP to associate with the VIP (a private IP of the subnet), as its public address or allocation id (eipalloc-...)", EnvVars: envVar("aws-eip"), DefaultText: "none: only the private IP moves", Category: "VIP modes (node-local)"},
+		&cli.StringFlag{Name: "aws-endpoint", Usage: "aws mode: EC2 API endpoint URL (a VPC endpoint, a proxy or a test server)", EnvVars: envVar("aws-endpoint"), DefaultText: "the region's", Category: "VIP modes (node-local)"},
 		&cli.DurationFlag{Name: "vip-hook-timeout", Usage: "hook mode: bound of one run of --vip-hook; its process group is killed after it", EnvVars: envVar("vip-hook-timeout"), DefaultText: "10s", Category: "VIP modes (node-local)"},
 		dur("raft-heartbeat-timeout", "follower's wait for the leader before an election (250ms..500ms)", "250ms"),
 		dur("raft-election-timeout", "candidate's wait for votes", "250ms"),
@@ -126,6 +130,11 @@ func serverConfig(c *cli.Context) agent.Config {
 			HetznerTokenFile: c.String("hetzner-token-file"),
 			HetznerServerID:  c.Int64("hetzner-server-id"),
 			HetznerEndpoint:  c.String("hetzner-endpoint"),
+
+			AWSRegion:     c.String("aws-region"),
+			AWSInstanceID: c.String("aws-instance-id"),
+			AWSEIP:        c.String("aws-eip"),
+			AWSEndpoint:   c.String("aws-endpoint"),
 		},
 		Cluster: agent.ClusterFlags{
 			VIPMode:          c.String("vip-mode"),

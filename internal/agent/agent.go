@@ -286,6 +286,10 @@ func (a *Agent) resolveNode() error {
 		n.HetznerServerID = vm.HetznerServerID
 	}
 	n.HetznerEndpoint = pick(vm.HetznerEndpoint, stored.HetznerEndpoint, "")
+	n.AWSRegion = pick(vm.AWSRegion, stored.AWSRegion, "")
+	n.AWSInstanceID = pick(vm.AWSInstanceID, stored.AWSInstanceID, "")
+	n.AWSEIP = pick(vm.AWSEIP, stored.AWSEIP, "")
+	n.AWSEndpoint = pick(vm.AWSEndpoint, stored.AWSEndpoint, "")
 	a.node = n
 	a.cfg.Dataplane = n.Dataplane
 	return nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/raftguard/raftguard/fsm"
 	"github.com/raftguard/raftguard/vip"
+	awsvip "github.com/raftguard/raftguard/vip/aws"
 	"github.com/raftguard/raftguard/vip/hetzner"
 )
 
@@ -57,5 +58,31 @@ func TestHetznerModeFromNodeSettings(t *testing.T) {
 	}
 	if strings.Contains(buf.String(), cloudTestToken) {
 		t.Fatalf("the token is in the log:\n%s", buf.String())
+	}
+}
+
+// TestAWSModeFromNodeSettings: the aws mode is built from the node-local
+// flags, stored in the data dir; a malformed one makes the mode broken
+// (and says which flag), and the VIP's local address is the NIC's, as in
+// arp mode.
+func TestAWSModeFromNodeSettings(t *testing.T) {
+	l := slog.New(slog.DiscardHandler)
+	dir := t.TempDir()
+	a := &Agent{cfg: Config{DataDir: dir, Logger: l, VIPModes: VIPModeFlags{AWSRegion: "eu-central-1", AWSInstanceID: "web-1", AWSEIP: "eipalloc-0123"}}, log: l, vipIface: "eth0"}
+	if err := a.resolveNode(); err != nil {
+		t.Fatal(err)
+	}
+	if a.node.AWSRegion != "eu-central-1" || a.node.AWSEIP != "eipalloc-0123" {
+		t.Fatalf("node settings: %+v", a.node)
+	}
+	_, _, m, _ := a.newMode(fsm.VIPModeAWS, nil)
+	if b, ok := m.(vip.Broken); !ok || !errors.Is(b.Err, awsvip.ErrInvalid) || !strings.Contains(b.Err.Error(), "--aws-instance-id") {
+		t.Fatalf("a malformed instance id: %#v", m)
+	}
+	a.node.AWSInstanceID = "i-0aaaa"
+	nic := &vip.Manager{}
+	local, iface, m, stop := a.newMode(fsm.VIPModeAWS, nic)
+	if _, ok := m.(*awsvip.Mode); !ok || stop != nil || iface != "eth0" || local != vip.Local(nic) {
+		t.Fatalf("aws mode: %T %q %T", m, iface, local)
 	}
 }

@@ -115,6 +115,15 @@ type VIPModeFlags struct {
 	HetznerTokenFile string
 	HetznerServerID  int64
 	HetznerEndpoint  string
+	// AWS mode: region (empty: the SDK's chain, then the instance
+	// metadata service), this node's instance id (empty: from the
+	// metadata service), the Elastic IP (public address or allocation id;
+	// empty: only the private IP moves) and an EC2 endpoint other than
+	// the region's. Credentials come from the SDK's standard chain.
+	AWSRegion     string
+	AWSInstanceID string
+	AWSEIP        string
+	AWSEndpoint   string
 }
 
 // RaftTuning overrides raftnode's defaults; zero keeps them.
@@ -152,6 +161,12 @@ type nodeFile struct {
 	HetznerTokenFile string `json:"hetzner_token_file,omitempty"`
 	HetznerServerID  int64  `json:"hetzner_server_id,omitempty"`
 	HetznerEndpoint  string `json:"hetzner_endpoint,omitempty"`
+	// The aws mode's node-local settings (credentials stay with the SDK's
+	// chain).
+	AWSRegion     string `json:"aws_region,omitempty"`
+	AWSInstanceID string `json:"aws_instance_id,omitempty"`
+	AWSEIP        string `json:"aws_eip,omitempty"`
+	AWSEndpoint   string `json:"aws_endpoint,omitempty"`
 	// Bound addresses as other nodes reach them (ports resolved).
 	RaftAdvertise string `json:"raft_advertise"`
 	APIAdvertise  string `json:"api_advertise"`

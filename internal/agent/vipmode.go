@@ -11,6 +11,7 @@ import (
 
 	"github.com/raftguard/raftguard/fsm"
 	"github.com/raftguard/raftguard/vip"
+	awsvip "github.com/raftguard/raftguard/vip/aws"
 	"github.com/raftguard/raftguard/vip/hetzner"
 	"github.com/raftguard/raftguard/vip/hook"
 )
@@ -145,6 +146,14 @@ func (a *Agent) newMode(mode string, nic *vip.Manager) (vip.Local, string, vip.M
 		// Hetzner routes the floating IP to the server; the server holds
 		// the address itself, as a host address on its NIC.
 		return vip.HostRoutes{Local: nic}, a.vipIface, h, nil
+	case fsm.VIPModeAWS:
+		m, err := awsvip.New(awsvip.Config{Region: a.node.AWSRegion, InstanceID: a.node.AWSInstanceID, EIP: a.node.AWSEIP, Endpoint: a.node.AWSEndpoint, Log: a.cfg.Logger})
+		if err != nil {
+			return broken(err)
+		}
+		// The VIP is a secondary private IP of the subnet, held on the NIC
+		// like in arp mode; the Elastic IP is 1:1 NAT onto it.
+		return nic, a.vipIface, m, nil
 	}
 	return broken(fmt.Errorf("VIP mode %s is not available in this build", mode))
 }

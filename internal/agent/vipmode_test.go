@@ -62,3 +62,30 @@ func TestVIPModeBootstrapRefusesUnknownMode(t *testing.T) {
 		t.Fatalf("error: %v", err)
 	}
 }
+
+// TestCloudVIPModeSetting: a cluster whose every node runs protocol 10
+// takes the hetzner and aws modes at bootstrap and through PATCH; the aws
+// mode is refused (400, nothing changed) while an IPv6 VIP is configured.
+func TestCloudVIPModeSetting(t *testing.T) {
+	c := agenttest.New(t)
+	cfg := c.Config("n1")
+	cfg.Bootstrap = true
+	cfg.Cluster = agent.ClusterFlags{VIPs: []string{"192.0.2.10/24", "2001:db8::10/64"}, VIPMode: fsm.VIPModeHetzner}
+	a := c.Start(cfg)
+	agenttest.Eventually(t, 10*time.Second, func() error {
+		if m := a.State().Settings().Mode(); m != fsm.VIPModeHetzner {
+			return fmt.Errorf("mode %q", m)
+		}
+		return nil
+	})
+	cl := c.Client("n1")
+	if code, body, _ := cl.Call(http.MethodPatch, "/v1/cluster/settings", []byte(`{"vip_mode":"aws"}`)); code != http.StatusBadRequest || !strings.Contains(string(body), "IPv4") {
+		t.Fatalf("aws with an IPv6 VIP: %d %s", code, body)
+	}
+	if m := a.State().Settings().Mode(); m != fsm.VIPModeHetzner {
+		t.Fatalf("a refused change left mode %q", m)
+	}
+	if code, body, _ := cl.Call(http.MethodPatch, "/v1/cluster/settings", []byte(`{"vip_mode":"arp"}`)); code != http.StatusOK {
+		t.Fatalf("back to arp: %d %s", code, body)
+	}
+}
