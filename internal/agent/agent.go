@@ -101,6 +101,9 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	// An --import file is checked whole before the data dir is touched,
 	// so a bad one leaves nothing behind.
 	var imp *bootstrapImport
+	if cfg.Cluster.Import != "" && !cfg.Bootstrap {
+		return nil, errors.New("--import takes over a wg-quick server when a new cluster is created: give it with --bootstrap (to add a file's peers to a running cluster, use raftguard peer import)")
+	}
 	if cfg.Bootstrap && cfg.Cluster.Import != "" {
 		if _, err := pki.LoadIdentity(filepath.Join(cfg.DataDir, tlsDirName)); errors.Is(err, pki.ErrNoIdentity) {
 			if imp, err = loadImport(cfg.Cluster); err != nil {

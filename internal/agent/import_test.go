@@ -134,6 +134,7 @@ func TestBootstrapImportRefused(t *testing.T) {
 		{"route over the VIP", strings.Replace(good, "192.168.50.0/24", "192.0.2.0/24", 1), "covers the VIP"},
 		{"malformed", good + "Endpoint\n", "line 21"},
 		{"no port", strings.Replace(good, "ListenPort = 51999", "", 1), "--listen-port"},
+		{"without --bootstrap", good, "with --bootstrap"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "wg0.conf")
@@ -142,7 +143,7 @@ func TestBootstrapImportRefused(t *testing.T) {
 			}
 			c := agenttest.New(t)
 			cfg := c.Config("n1")
-			cfg.Bootstrap = true
+			cfg.Bootstrap = tc.name != "without --bootstrap"
 			cfg.Cluster = agent.ClusterFlags{VIPs: []string{"192.0.2.10/24"}, Import: file}
 			_, err := agent.Start(context.Background(), cfg)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
