@@ -615,6 +615,9 @@ func (n *Node) Servers() ([]Server, error) {
 	return out, nil
 }
 
+// Term returns Raft's current term.
+func (n *Node) Term() uint64 { return n.raft.CurrentTerm() }
+
 // Stats returns the node's term, indexes, last contact and state.
 func (n *Node) Stats() Stats {
 	s := Stats{

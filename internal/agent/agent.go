@@ -387,8 +387,11 @@ func (a *Agent) startAPI() error {
 	return nil
 }
 
-// leaderLoop reacts to leadership changes: the leader finishes a pending
-// bootstrap and keeps its own registration current.
+// leaderLoop is the node's one leader loop: it reacts to leadership
+// changes. Once per term the leader waits for a barrier and tells the
+// reconcile loop, which serves (interface up, VIPs claimed) only after it;
+// then the leader finishes a pending bootstrap and keeps its own
+// registration current.
 func (a *Agent) leaderLoop() {
 	defer a.wg.Done()
 	wake := a.raft.Subscribe()
@@ -397,9 +400,14 @@ func (a *Agent) leaderLoop() {
 	warned := false
 	var caughtUp uint64 // the term in which this node's state caught up as leader
 	for {
+		var retry <-chan time.Time
 		if a.raft.IsLeader() {
 			if err := a.leaderDuties(&caughtUp); err != nil {
 				a.log.Warn("leader duties", "err", err)
+			}
+			if caughtUp != a.raft.Term() {
+				// Serving waits for the barrier: try again soon.
+				retry = time.After(barrierRetry)
 			}
 		} else {
 			caughtUp = 0
@@ -411,19 +419,30 @@ func (a *Agent) leaderLoop() {
 			return
 		case <-wake:
 		case <-tick.C:
+		case <-retry:
 		}
 	}
 }
 
+// barrierRetry is how soon a leader whose barrier failed tries again.
+const barrierRetry = time.Second
+
 // leaderDuties runs on the leader. Once per term it first waits for a
 // barrier, so that the local state holds everything committed before (a
-// barrier is a log entry: not one per wake-up).
+// barrier is a log entry: not one per wake-up), and tells the reconcile
+// loop that it may serve.
 func (a *Agent) leaderDuties(caughtUp *uint64) error {
-	if term := a.raft.Stats().Term; *caughtUp != term {
+	// The term is read before the barrier: a barrier that went through
+	// in a later term is then credited to none, never to a wrong one.
+	if term := a.raft.Term(); *caughtUp != term {
+		start := time.Now()
 		if err := a.raft.Barrier(10 * time.Second); err != nil {
 			return fmt.Errorf("barrier: %w", err)
 		}
 		*caughtUp = term
+		if a.loop != nil {
+			a.loop.CaughtUp(term, start)
+		}
 	}
 	pending := filepath.Join(a.cfg.DataDir, pendingInitFile)
 	// (Also when initialized: the VIP mode may still be due.)

@@ -128,8 +128,8 @@ func (a *Agent) stopDataplane() {
 // agentNode adapts the agent to what the reconcile loop needs.
 type agentNode struct{ a *Agent }
 
-func (n agentNode) IsLeader() bool                      { return n.a.raft.IsLeader() }
-func (n agentNode) Barrier(timeout time.Duration) error { return n.a.raft.Barrier(timeout) }
+func (n agentNode) IsLeader() bool { return n.a.raft.IsLeader() }
+func (n agentNode) Term() uint64   { return n.a.raft.Term() }
 
 // VerifyLeader runs one VerifyLeader round and waits for it at most
 // timeout. A round that does not finish in time (Raft's leader loop is

@@ -162,7 +162,7 @@ func (a *Agent) newMode(mode string, nic *vip.Manager) (vip.Local, string, vip.M
 func (a *Agent) bgpConfig() (vip.BGPConfig, error) {
 	n := a.node
 	cfg := vip.BGPConfig{ASN: n.BGPASN, HoldTime: time.Duration(n.BGPHoldTime), Password: a.cfg.VIPModes.BGPPassword}
-	cfg.Term = func() uint64 { return a.raft.Stats().Term }
+	cfg.Term = a.raft.Term
 	for _, s := range n.BGPNeighbors {
 		nb, err := vip.ParseBGPNeighbor(s)
 		if err != nil {

@@ -43,8 +43,7 @@ func TestNATFollowsLeadershipAndSetting(t *testing.T) {
 	n := newNode(t)
 	fw := &fakeFirewall{}
 	h := startWith(t, n, false, func(c *Config) { c.Firewall, c.NATInterface = fw, "eth1" })
-	n.leader.Store(true)
-	h.lead <- struct{}{}
+	h.elect()
 	poll(t, "takeover", func() bool { _, up, _ := h.dp.snapshot(); return up })
 	if on, _ := fw.state(); on {
 		t.Fatal("NAT installed while the setting is off")
@@ -59,8 +58,7 @@ func TestNATFollowsLeadershipAndSetting(t *testing.T) {
 	n.leader.Store(false)
 	h.lead <- struct{}{}
 	poll(t, "NAT removed at step-down", func() bool { on, _ := fw.state(); return !on })
-	n.leader.Store(true)
-	h.lead <- struct{}{}
+	h.elect()
 	poll(t, "NAT installed again", func() bool { on, _ := fw.state(); return on })
 	off := false
 	n.apply(fsm.CmdUpdateSettings, fsm.UpdateSettings{NAT: &off, At: t0})

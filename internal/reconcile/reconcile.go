@@ -4,9 +4,11 @@
 // and makes the interface and the VIPs match it, so a lost or doubled wake-up
 // does no harm.
 //
-// On the leader: Barrier (the local state holds everything committed), the
-// interface up, the VIPs claimed and announced, then handshakes initiated to
-// every enabled peer with a known endpoint, most recently active first. On
+// On the leader, once the node's leader loop has told it (CaughtUp) that a
+// barrier went through in the current term, so the local state holds
+// everything committed: the interface up, the VIPs claimed and announced,
+// then handshakes initiated to every enabled peer with a known endpoint,
+// most recently active first. The loop runs no barrier of its own. On
 // any other node: the VIPs released and the interface down, first and
 // without waiting for anything. The leader also records peers' changed
 // endpoints in the replicated state, so the next leader knows where clients
@@ -67,7 +69,8 @@ type Delivery interface {
 // Node is what the loop needs from Raft and the replicated state.
 type Node interface {
 	IsLeader() bool
-	Barrier(timeout time.Duration) error
+	// Term is Raft's current term.
+	Term() uint64
 	// VerifyLeader confirms, with a round trip to a quorum that goes
 	// through Raft's leader loop, that this node still leads; it gives up
 	// after timeout.
@@ -111,7 +114,7 @@ type Config struct {
 	// LeaseRenew is how often the leader renews the VIPs' kernel lifetime
 	// (default 500ms), and LeaseLifetime that lifetime (default 2s): a
 	// renewal needs a VerifyLeader round that succeeded within LeaseRenew,
-	// a claim needs one (or the takeover's Barrier) younger than
+	// a claim needs one (or the term's barrier, see CaughtUp) younger than
 	// LeaseLifetime, and a reconcile pass running longer than LeaseLifetime
 	// counts as stuck and stops the renewals.
 	LeaseRenew, LeaseLifetime time.Duration
@@ -134,6 +137,12 @@ type Loop struct {
 	cfg  Config
 	log  *slog.Logger
 	wake chan struct{}
+
+	// caughtUp is the term in which a barrier went through as leader
+	// (CaughtUp): the loop serves only in that term. ready wakes the loop
+	// when it is set.
+	caughtUp atomic.Uint64
+	ready    chan struct{}
 
 	mu        sync.Mutex // guards dp, status, applied, upApplied, leading, failures
 	dp        Dataplane
@@ -180,7 +189,21 @@ func New(cfg Config) *Loop {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Loop{cfg: cfg, log: cfg.Log.With("component", "reconcile"), wake: make(chan struct{}, 1)}
+	return &Loop{cfg: cfg, log: cfg.Log.With("component", "reconcile"), wake: make(chan struct{}, 1), ready: make(chan struct{}, 1)}
+}
+
+// CaughtUp tells the loop that this node, as leader in term, has had a
+// barrier go through: its state holds every entry committed before, and a
+// quorum followed it when the barrier started (at proof). The loop serves
+// (interface up, VIPs claimed) only in a term it was told of; it wakes at
+// once, without gathering other changes first. It never blocks.
+func (l *Loop) CaughtUp(term uint64, proof time.Time) {
+	l.proofAt.Store(proof.UnixNano()) // before the term: whoever sees the term sees the proof
+	l.caughtUp.Store(term)
+	select {
+	case l.ready <- struct{}{}:
+	default:
+	}
 }
 
 // Wake asks the loop to run soon. It never blocks; a wake-up while one is
@@ -259,6 +282,7 @@ func (l *Loop) Run(ctx context.Context, leadership <-chan struct{}, started chan
 			l.stepDown("shutdown")
 			return nil
 		case <-leadership:
+		case <-l.ready:
 		case <-l.wake:
 			// A burst of writes wakes the loop once per write, and every
 			// pass walks the whole registry: gather the burst first. A
@@ -306,20 +330,11 @@ func (l *Loop) reconcile(ctx context.Context) {
 	l.mu.Lock()
 	was := l.leading
 	l.mu.Unlock()
-	if !was {
-		// The local state must hold every committed entry (peers, endpoints)
-		// before this node serves. A committed barrier is also proof that a
-		// quorum still follows this node.
-		start := time.Now()
-		if err := n.Barrier(5 * time.Second); err != nil {
-			l.log.Warn("barrier before taking over failed", "err", err)
-			return
-		}
-		l.proofAt.Store(start.UnixNano())
-		if !n.IsLeader() {
-			l.stepDown("lost leadership during barrier")
-			return
-		}
+	if !was && l.caughtUp.Load() != n.Term() {
+		// The local state must hold every committed entry (peers,
+		// endpoints) before this node serves: wait for this term's
+		// barrier (CaughtUp wakes the loop).
+		return
 	}
 	if err := l.takeOver(ctx, !was); err != nil {
 		l.mu.Lock()

@@ -123,7 +123,8 @@ type fakeNode struct {
 	leader    atomic.Bool
 	state     *fsm.FSM
 	index     atomic.Uint64
-	barriers  atomic.Int32
+	term      atomic.Uint64
+	terms     atomic.Int32 // Term calls: one per pass that may take over
 	handovers atomic.Int32
 	verifies  atomic.Int32
 	wedged    atomic.Bool // VerifyLeader fails (Raft's leader loop does not answer)
@@ -131,9 +132,9 @@ type fakeNode struct {
 }
 
 func (n *fakeNode) IsLeader() bool { return n.leader.Load() }
-func (n *fakeNode) Barrier(time.Duration) error {
-	n.barriers.Add(1)
-	return nil
+func (n *fakeNode) Term() uint64 {
+	n.terms.Add(1)
+	return n.term.Load()
 }
 func (n *fakeNode) VerifyLeader(time.Duration) error {
 	if n.wedged.Load() || !n.leader.Load() {
@@ -248,6 +249,15 @@ func startWith(t *testing.T, n *fakeNode, sync bool, edit func(*Config)) *harnes
 	return h
 }
 
+// elect makes the node leader in a new term, as the node's leader loop
+// does: the barrier goes through, then the loop is told (CaughtUp).
+func (h *harness) elect() {
+	term := h.node.term.Add(1)
+	h.node.leader.Store(true)
+	h.lead <- struct{}{}
+	h.loop.CaughtUp(term, time.Now())
+}
+
 func poll(t *testing.T, what string, f func() bool) {
 	t.Helper()
 	testutil.Eventually(t, 5*time.Second, 2*time.Millisecond, what, testutil.Holds(f))
@@ -274,12 +284,8 @@ func TestFollowerKeepsConfigWithInterfaceDown(t *testing.T) {
 func TestTakeOverAndStepDown(t *testing.T) {
 	n := newNode(t)
 	h := start(t, n, false)
-	n.leader.Store(true)
-	h.lead <- struct{}{}
+	h.elect()
 	poll(t, "takeover", func() bool { _, up, hs := h.dp.snapshot(); return up && h.vips.isHeld() && len(hs) == 2 })
-	if n.barriers.Load() == 0 {
-		t.Fatal("no barrier before serving")
-	}
 	_, _, hs := h.dp.snapshot()
 	// Most recently active first; disabled and endpoint-less peers skipped.
 	if want := []string{key(1) + "@198.51.100.2:2000", key(0) + "@198.51.100.1:1000"}; fmt.Sprint(hs) != fmt.Sprint(want) {
@@ -296,11 +302,28 @@ func TestTakeOverAndStepDown(t *testing.T) {
 	}
 }
 
+// TestServesOnlyAfterTheTermsBarrier: a leader serves only once it was told
+// that a barrier went through in its current term, not in an earlier one.
+func TestServesOnlyAfterTheTermsBarrier(t *testing.T) {
+	n := newNode(t)
+	h := start(t, n, false)
+	n.term.Store(5)
+	h.loop.CaughtUp(4, time.Now()) // an earlier term's barrier
+	n.leader.Store(true)
+	h.lead <- struct{}{}
+	passes := n.terms.Load()
+	poll(t, "passes as leader", func() bool { return n.terms.Load() >= passes+3 })
+	if _, up, _ := h.dp.snapshot(); up || h.vips.isHeld() {
+		t.Fatal("the leader serves before the barrier of its term")
+	}
+	h.loop.CaughtUp(5, time.Now())
+	poll(t, "takeover after the barrier", func() bool { _, up, _ := h.dp.snapshot(); return up && h.vips.isHeld() })
+}
+
 func TestLeaderRepairsVIPAndInterface(t *testing.T) {
 	n := newNode(t)
 	h := start(t, n, false)
-	n.leader.Store(true)
-	h.lead <- struct{}{}
+	h.elect()
 	poll(t, "takeover", func() bool { _, up, _ := h.dp.snapshot(); return up && h.vips.isHeld() })
 	h.vips.Release(nil) // removed by hand
 	poll(t, "VIP reclaimed", h.vips.isHeld)
@@ -316,8 +339,7 @@ func TestLeaderHandsOverWhenRepairFails(t *testing.T) {
 	n := newNode(t)
 	h := start(t, n, false)
 	h.vips.failing = true
-	n.leader.Store(true)
-	h.lead <- struct{}{}
+	h.elect()
 	poll(t, "handover", func() bool { return n.handovers.Load() > 0 })
 	poll(t, "interface down", func() bool { _, up, _ := h.dp.snapshot(); return !up })
 }
@@ -343,8 +365,7 @@ func TestEndpointSyncRecordsChanges(t *testing.T) {
 		{PublicKey: key(2), Endpoint: netip.MustParseAddrPort("203.0.113.9:5555"), LastHandshake: t0.Add(3 * time.Hour)},    // new endpoint
 	}
 	h.dp.mu.Unlock()
-	n.leader.Store(true)
-	h.lead <- struct{}{}
+	h.elect()
 	select {
 	case se := <-n.proposed:
 		if len(se.Updates) != 1 || se.Updates[0].Name != "never" || se.Updates[0].Endpoint != "203.0.113.9:5555" {
@@ -365,8 +386,7 @@ func TestPeerLimitKeepsOldestPeers(t *testing.T) {
 	n := newNode(t) // three enabled peers created at t0
 	n.apply(fsm.CmdAddPeer, fsm.AddPeer{Name: "newest", PublicKey: key(60), Enabled: true, At: t0.Add(time.Hour)})
 	h := startWith(t, n, false, func(c *Config) { c.PeerLimit = 3 })
-	n.leader.Store(true)
-	h.lead <- struct{}{}
+	h.elect()
 	poll(t, "takeover", func() bool { _, up, _ := h.dp.snapshot(); return up && h.vips.isHeld() })
 	cfg, _, _ := h.dp.snapshot()
 	if len(cfg.Peers) != 3 || slices.ContainsFunc(cfg.Peers, func(p dataplane.Peer) bool { return p.PublicKey == key(60) }) {
@@ -394,8 +414,7 @@ func leaseHarness(t *testing.T) (*fakeNode, *harness) {
 	h := startWith(t, n, false, func(c *Config) {
 		c.LeaseRenew, c.LeaseLifetime = 10*time.Millisecond, 100*time.Millisecond
 	})
-	n.leader.Store(true)
-	h.lead <- struct{}{}
+	h.elect()
 	poll(t, "takeover", func() bool { return h.vips.isHeld() })
 	poll(t, "renewals", func() bool { return h.vips.renewed() >= 3 })
 	return n, h
@@ -480,8 +499,7 @@ func TestGreetWaitsForDelivery(t *testing.T) {
 	n := newNode(t)
 	dv := &deliveryVIPs{fakeVIPs: &fakeVIPs{}}
 	h := startWith(t, n, false, func(c *Config) { c.VIPs = dv })
-	n.leader.Store(true)
-	h.lead <- struct{}{}
+	h.elect()
 	poll(t, "takeover", func() bool { _, up, _ := h.dp.snapshot(); return up && dv.isHeld() })
 	// Several lease renewals later, still without delivery: no handshakes.
 	renewals := dv.renewed()
