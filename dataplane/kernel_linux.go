@@ -98,56 +98,41 @@ func (d *kernelDevice) Name() string { return d.name }
 func (d *kernelDevice) Kind() string { return KindKernel }
 
 // Set implements Device.
-func (d *kernelDevice) Set(cfg Config) (bool, error) {
-	w, err := normalize(cfg)
-	if err != nil {
-		return false, err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+func (d *kernelDevice) Set(cfg Config) (bool, error) { return setDevice(d, &d.mu, cfg, 0) }
+
+// The kernel device's steps of Set (setDevice); d.mu is held.
+
+func (d *kernelDevice) checkOpen() error {
 	if d.closed {
-		return false, ErrClosed
+		return ErrClosed
 	}
-	link, err := linkByIndex(d.index, d.name)
-	if err != nil {
-		return false, err
-	}
+	return nil
+}
+
+func (d *kernelDevice) link() (netlink.Link, error) { return linkByIndex(d.index, d.name) }
+
+// prepare installs the source fence first: no marked packet may leave from
+// anything but a VIP, even before the link is up.
+func (d *kernelDevice) prepare(w *wanted) (bool, error) {
 	d.sources, d.up, d.routingReady = w.dev.sourceAddrs, w.up, false
-	// The fence comes first: no marked packet may leave from anything but a
-	// VIP, even before the link is up.
 	changed, err := syncFence(d.sources, d.fenced)
 	if err != nil {
 		return changed, err
 	}
 	d.fenced = slices.Clone(d.sources)
-	if !w.up {
-		// The kernel closes the device's socket when the link goes down.
-		c, err := setAdminState(link, false)
-		changed = changed || c
-		if err != nil {
-			return changed, err
-		}
-	}
-	c, err := d.applyDevice(&w.dev)
-	changed = changed || c
-	if err != nil {
-		return changed, err
-	}
-	c, err = syncLinkConfig(link, w.mtu, w.addresses)
-	changed = changed || c
-	if err != nil {
-		return changed, err
-	}
-	if w.up {
-		c, err := setAdminState(link, true)
-		changed = changed || c
-		if err != nil {
-			return changed, err
-		}
-	}
-	c, err = d.syncRouting()
-	return changed || c, err
+	return changed, nil
 }
+
+// setUp sets the link's state; the kernel closes the device's socket when
+// the link goes down.
+func (d *kernelDevice) setUp(link netlink.Link, up bool) (bool, error) {
+	return setAdminState(link, up)
+}
+
+func (d *kernelDevice) configure(w *wanted) (bool, error) { return d.applyDevice(&w.dev) }
+
+// finish builds or removes the source routing, once the link is up or down.
+func (d *kernelDevice) finish() (bool, error) { return d.syncRouting() }
 
 // syncRouting builds (up, with source addresses) or removes the source
 // routing. d.mu must be held.
@@ -264,10 +249,10 @@ func ipNetPrefix(n net.IPNet) (netip.Prefix, bool) {
 // Stats implements Device.
 func (d *kernelDevice) Stats() ([]PeerStats, error) {
 	d.mu.Lock()
-	closed := d.closed
+	err := d.checkOpen()
 	d.mu.Unlock()
-	if closed {
-		return nil, ErrClosed
+	if err != nil {
+		return nil, err
 	}
 	dev, err := d.client.Device(d.name)
 	if err != nil {
@@ -300,10 +285,10 @@ func (d *kernelDevice) InitiateHandshake(publicKey string, endpoint netip.AddrPo
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
-		return ErrClosed
+	if err := d.checkOpen(); err != nil {
+		return err
 	}
-	link, err := linkByIndex(d.index, d.name)
+	link, err := d.link()
 	if err != nil {
 		return err
 	}
@@ -346,10 +331,10 @@ func (d *kernelDevice) InitiateHandshake(publicKey string, endpoint netip.AddrPo
 func (d *kernelDevice) IsUp() (bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
-		return false, ErrClosed
+	if err := d.checkOpen(); err != nil {
+		return false, err
 	}
-	link, err := linkByIndex(d.index, d.name)
+	link, err := d.link()
 	if err != nil {
 		return false, err
 	}

@@ -183,9 +183,15 @@ func (d *userspaceDevice) Name() string { return d.name }
 // Kind implements Device.
 func (d *userspaceDevice) Kind() string { return KindUserspace }
 
+// Set implements Device.
+func (d *userspaceDevice) Set(cfg Config) (bool, error) {
+	return setDevice(d, &d.mu, cfg, MaxUserspacePeers)
+}
+
+// The userspace device's steps of Set (setDevice); d.mu is held.
+
 // checkOpen returns an error when the device is closed, or when wireguard-go
 // closed it itself (it does when its TUN fails, e.g. the link was deleted).
-// d.mu must be held.
 func (d *userspaceDevice) checkOpen() error {
 	if d.closed {
 		return ErrClosed
@@ -198,54 +204,22 @@ func (d *userspaceDevice) checkOpen() error {
 	}
 }
 
-// Set implements Device.
-func (d *userspaceDevice) Set(cfg Config) (bool, error) {
-	w, err := normalize(cfg)
-	if err != nil {
-		return false, err
-	}
-	if len(w.dev.peers) > MaxUserspacePeers {
-		return false, invalidf("%d peers: the userspace device holds at most %d", len(w.dev.peers), MaxUserspacePeers)
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.checkOpen(); err != nil {
-		return false, err
-	}
-	link, err := linkByIndex(d.index, d.name)
-	if err != nil {
-		return false, err
-	}
-	changed := false
-	// A follower stops sending first, before anything else can fail.
-	if !w.up {
-		c, err := d.setUp(link, false)
-		changed = changed || c
-		if err != nil {
-			return changed, err
-		}
-	}
-	c, err := d.applyDevice(&w.dev)
-	changed = changed || c
+func (d *userspaceDevice) link() (netlink.Link, error) { return linkByIndex(d.index, d.name) }
+
+func (d *userspaceDevice) prepare(*wanted) (bool, error) { return false, nil }
+
+// configure applies the device configuration, and hands the TUN the new
+// MTU: the device learns it from the link's change event.
+func (d *userspaceDevice) configure(w *wanted) (bool, error) {
+	changed, err := d.applyDevice(&w.dev)
 	if err != nil {
 		return changed, err
 	}
-	// The device learns the new MTU from the link's change event.
 	d.tun.mtu.Store(int32(w.mtu))
-	c, err = syncLinkConfig(link, w.mtu, w.addresses)
-	changed = changed || c
-	if err != nil {
-		return changed, err
-	}
-	if w.up {
-		c, err := d.setUp(link, true)
-		changed = changed || c
-		if err != nil {
-			return changed, err
-		}
-	}
 	return changed, nil
 }
+
+func (d *userspaceDevice) finish() (bool, error) { return false, nil }
 
 // applyDevice applies the difference between the device configuration and
 // want. d.mu must be held.
@@ -380,7 +354,7 @@ func (d *userspaceDevice) IsUp() (bool, error) {
 	if err := d.checkOpen(); err != nil {
 		return false, err
 	}
-	link, err := linkByIndex(d.index, d.name)
+	link, err := d.link()
 	if err != nil {
 		return false, err
 	}
