@@ -26,7 +26,7 @@ GOFMT_FIND := find . -path ./.git -prune -o -path ./bin -prune -o -name testdata
 
 .DEFAULT_GOAL := build
 
-.PHONY: test-kernel test-faults soak bench-compare bench-failover bench-elections tidy-check install demo all build test test-race lint fmt fmt-check vet staticcheck bench fuzz-seed clean tools help
+.PHONY: test-kernel test-faults soak bench-ceiling bench-compare bench-failover bench-elections tidy-check install demo all build test test-race lint fmt fmt-check vet staticcheck bench fuzz-seed clean tools help
 
 all: lint test build
 
@@ -89,6 +89,10 @@ staticcheck:
 ## bench: benchmarks of fsm, raftnode and httpapi, with allocation figures
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 1 -timeout 30m $(BENCH_PKGS)
+
+## bench-ceiling: peer creates through the API at 32 clients beside bare hashicorp/raft's ceiling on this machine, in one go (ROUNDS, default 3; BENCHTIME, default 2s)
+bench-ceiling:
+	GO=$(GO) test/bench-ceiling.sh
 
 ## bench-failover: as root, the client outage over five SIGKILLs and five transfers in the namespace lab (RAFTGUARD_TEST_RAFT_HEARTBEAT=150ms: other Raft timeouts)
 bench-failover:
