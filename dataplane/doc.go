@@ -29,6 +29,13 @@
 // down. Set works the same whether the link is up or down, so followers hold
 // the full configuration and take over at once.
 //
+// Both backends run one Set (set_linux.go), in one order: a device to be
+// down stops sending first, then the device configuration, the link's
+// addresses and MTU, and a device to be up comes up last. A backend adds
+// only its own steps (setSteps): the kernel device installs its source
+// fence first and builds its source routing last; the userspace device
+// checks its peer limit and hands its TUN the MTU.
+//
 // # The VIP as source address
 //
 // Every WireGuard packet the leader sends must leave from a virtual IP

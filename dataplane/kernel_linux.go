@@ -102,14 +102,12 @@ func (d *kernelDevice) Set(cfg Config) (bool, error) { return setDevice(d, &d.mu
 
 // The kernel device's steps of Set (setDevice); d.mu is held.
 
-func (d *kernelDevice) checkOpen() error {
+func (d *kernelDevice) openLink() (netlink.Link, error) {
 	if d.closed {
-		return ErrClosed
+		return nil, ErrClosed
 	}
-	return nil
+	return linkByIndex(d.index, d.name)
 }
-
-func (d *kernelDevice) link() (netlink.Link, error) { return linkByIndex(d.index, d.name) }
 
 // prepare installs the source fence first: no marked packet may leave from
 // anything but a VIP, even before the link is up.
@@ -249,10 +247,10 @@ func ipNetPrefix(n net.IPNet) (netip.Prefix, bool) {
 // Stats implements Device.
 func (d *kernelDevice) Stats() ([]PeerStats, error) {
 	d.mu.Lock()
-	err := d.checkOpen()
+	closed := d.closed
 	d.mu.Unlock()
-	if err != nil {
-		return nil, err
+	if closed {
+		return nil, ErrClosed
 	}
 	dev, err := d.client.Device(d.name)
 	if err != nil {
@@ -285,10 +283,7 @@ func (d *kernelDevice) InitiateHandshake(publicKey string, endpoint netip.AddrPo
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.checkOpen(); err != nil {
-		return err
-	}
-	link, err := d.link()
+	link, err := d.openLink()
 	if err != nil {
 		return err
 	}
@@ -331,10 +326,7 @@ func (d *kernelDevice) InitiateHandshake(publicKey string, endpoint netip.AddrPo
 func (d *kernelDevice) IsUp() (bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.checkOpen(); err != nil {
-		return false, err
-	}
-	link, err := d.link()
+	link, err := d.openLink()
 	if err != nil {
 		return false, err
 	}

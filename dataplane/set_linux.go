@@ -12,11 +12,9 @@ import (
 // same order for every backend, with the device's lock held throughout.
 type setSteps interface {
 	Kind() string
-	// checkOpen returns why the device can no longer be configured (it was
-	// closed, or stopped by itself).
-	checkOpen() error
-	// link returns the device's link.
-	link() (netlink.Link, error)
+	// openLink returns the device's link, or why the device can no
+	// longer be configured (it was closed, or stopped by itself).
+	openLink() (netlink.Link, error)
 	// prepare runs first, before the link goes down or anything is
 	// configured.
 	prepare(w *wanted) (bool, error)
@@ -45,10 +43,7 @@ func setDevice(s setSteps, mu *sync.Mutex, cfg Config, maxPeers int) (bool, erro
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if err := s.checkOpen(); err != nil {
-		return false, err
-	}
-	link, err := s.link()
+	link, err := s.openLink()
 	if err != nil {
 		return false, err
 	}

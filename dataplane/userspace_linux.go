@@ -204,7 +204,12 @@ func (d *userspaceDevice) checkOpen() error {
 	}
 }
 
-func (d *userspaceDevice) link() (netlink.Link, error) { return linkByIndex(d.index, d.name) }
+func (d *userspaceDevice) openLink() (netlink.Link, error) {
+	if err := d.checkOpen(); err != nil {
+		return nil, err
+	}
+	return linkByIndex(d.index, d.name)
+}
 
 func (d *userspaceDevice) prepare(*wanted) (bool, error) { return false, nil }
 
@@ -351,10 +356,7 @@ func (d *userspaceDevice) InitiateHandshake(publicKey string, endpoint netip.Add
 func (d *userspaceDevice) IsUp() (bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.checkOpen(); err != nil {
-		return false, err
-	}
-	link, err := d.link()
+	link, err := d.openLink()
 	if err != nil {
 		return false, err
 	}

@@ -5,11 +5,13 @@
 //
 // The Agent is also the node's cluster service (cluster.go): the workflows
 // the API's handlers call, one method each (join, node removal, restore,
-// the leadership handover, settings changes), and its leader loop keeps
-// the leader's duties (finishing a bootstrap, its own registration and
-// certificate, raising the cluster version once every member supports
-// it). Every proposal goes through Apply, which refuses what the cluster
-// version does not allow yet.
+// the leadership handover, settings changes). Its leader loop is the
+// node's one leader loop: once per term it waits for a barrier and tells
+// the reconcile loop, which serves (interface up, VIPs claimed) only after
+// that; then it keeps the leader's duties (finishing a bootstrap, its own
+// registration and certificate, raising the cluster version once every
+// member supports it). Every proposal goes through Apply, which refuses
+// what the cluster version does not allow yet.
 package agent
 
 import (

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/raftguard/raftguard/internal/wgconf"
 )
 
 var validIfName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
@@ -265,7 +267,7 @@ func parseWGQuick(conf string) (*wgQuick, error) {
 		if section == "interface" && slices.Contains(wgQuickOnly, key) {
 			switch key {
 			case "address":
-				for _, s := range splitList(v) {
+				for _, s := range wgconf.SplitList(v) {
 					p, err := netip.ParsePrefix(s)
 					if err != nil {
 						a, aerr := netip.ParseAddr(s)
@@ -288,7 +290,7 @@ func parseWGQuick(conf string) (*wgQuick, error) {
 		if section == "peer" {
 			switch key {
 			case "allowedips":
-				for _, s := range splitList(v) {
+				for _, s := range wgconf.SplitList(v) {
 					p, err := netip.ParsePrefix(s)
 					if err != nil {
 						return nil, fmt.Errorf("netlab: wg-quick config line %d: bad AllowedIPs %q", n, s)
@@ -308,16 +310,6 @@ func parseWGQuick(conf string) (*wgQuick, error) {
 	}
 	q.setconf = strings.TrimLeft(out.String(), "\n")
 	return q, nil
-}
-
-func splitList(v string) []string {
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // labRoutes returns the routes for allowed that stay inside LabRanges: an

@@ -263,7 +263,7 @@ func (l *Loop) Run(ctx context.Context, leadership <-chan struct{}, started chan
 		return fmt.Errorf("open interface: %w", err)
 	}
 	// Start from a clean follower state: no VIP held, interface down.
-	l.stepDown("start")
+	l.stepDown("start", true)
 
 	if !l.cfg.DisableEndpointSync {
 		go l.endpointSync(ctx)
@@ -279,7 +279,7 @@ func (l *Loop) Run(ctx context.Context, leadership <-chan struct{}, started chan
 		l.passStart.Store(0)
 		select {
 		case <-ctx.Done():
-			l.stepDown("shutdown")
+			l.stepDown("shutdown", true)
 			return nil
 		case <-leadership:
 		case <-l.ready:
@@ -322,7 +322,7 @@ func (l *Loop) reconcile(ctx context.Context) {
 		return // nothing to serve before the cluster's first entry
 	}
 	if !n.IsLeader() {
-		l.stepDown("not leader")
+		l.stepDown("not leader", false)
 		l.applyConfig(false)
 		l.keepDown()
 		return
@@ -344,7 +344,7 @@ func (l *Loop) reconcile(ctx context.Context) {
 		l.log.Error("serving as leader failed", "err", err, "attempt", failures)
 		if failures >= l.cfg.RepairAttempts {
 			l.log.Error("cannot repair the data plane: handing leadership to another node")
-			l.stepDown("data plane broken")
+			l.stepDown("data plane broken", false)
 			if err := n.HandOver(); err != nil {
 				l.log.Error("leadership handover failed", "err", err)
 			}
@@ -414,7 +414,7 @@ func (l *Loop) takeOver(ctx context.Context, fresh bool) error {
 	}
 	// Leadership may have moved while we worked: never keep a VIP without it.
 	if !l.cfg.Node.IsLeader() {
-		l.stepDown("lost leadership while taking over")
+		l.stepDown("lost leadership while taking over", false)
 		return nil
 	}
 	l.serveFirewall(set)
@@ -457,8 +457,10 @@ func (l *Loop) reopen() error {
 	return nil
 }
 
-// stepDown releases the VIPs and brings the interface down, at once.
-func (l *Loop) stepDown(why string) {
+// stepDown releases the VIPs and brings the interface down, at once: the
+// interface when the last config applied had it up, or always (at start
+// and at shutdown, whatever was applied before).
+func (l *Loop) stepDown(why string, always bool) {
 	l.handshakeGen.Add(1)
 	l.serving.Store(false) // no renewal from here on
 	set := l.cfg.Node.State().Settings()
@@ -474,7 +476,7 @@ func (l *Loop) stepDown(why string) {
 			errs = append(errs, fmt.Errorf("release VIP: %w", err))
 		}
 	}
-	if dp != nil && (up || why == "start" || why == "shutdown") {
+	if dp != nil && (up || always) {
 		if err := l.setDown(dp); err != nil {
 			errs = append(errs, err)
 		}

@@ -229,7 +229,7 @@ func (i *Interface) set(k, v string) error {
 		}
 		i.ListenPort = p
 	case "address":
-		for _, s := range splitList(v) {
+		for _, s := range SplitList(v) {
 			p, err := netip.ParsePrefix(s)
 			if err != nil {
 				return fmt.Errorf("address %q: %w", s, err)
@@ -249,7 +249,7 @@ func (p *Peer) set(k, v string) error {
 		p.PresharedKey = v
 	case "allowedips":
 		var have4, have6 bool
-		for _, s := range splitList(v) {
+		for _, s := range SplitList(v) {
 			pf, err := netip.ParsePrefix(s)
 			if err != nil {
 				return fmt.Errorf("allowed IPs %q: %w", s, err)
@@ -270,7 +270,9 @@ func (p *Peer) set(k, v string) error {
 	return nil
 }
 
-func splitList(v string) []string {
+// SplitList splits a wg-quick list value (Address, AllowedIPs, DNS) at its
+// commas, trimming spaces and dropping empty items.
+func SplitList(v string) []string {
 	var out []string
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {
