@@ -158,7 +158,14 @@ func (lc *labCluster) servesNothing(s *labServer) error {
 		return err
 	}
 	if l2.exists && l2.up && l2.bytes != l.bytes {
-		return fmt.Errorf("%s's WireGuard interface is up, has peers and passed %d bytes in a second", s.id, l2.bytes-l.bytes)
+		// What moved, for the failure message: both ends' view.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv, _ := s.host.Run(ctx, "wg", "show", s.wg, "dump")
+		stats, _ := s.host.Run(ctx, "ip", "-s", "-s", "link", "show", "dev", s.wg)
+		cl, _ := lc.client.Run(ctx, "wg", "show", "all", "dump")
+		return fmt.Errorf("%s's WireGuard interface is up, has peers and passed %d bytes in a second (rx+tx %d -> %d)\n%s: %s\n%s\nclient: %s",
+			s.id, l2.bytes-l.bytes, l.bytes, l2.bytes, s.id, redactDump(srv), stats, redactDump(cl))
 	}
 	return nil
 }
@@ -430,4 +437,27 @@ func (lc *labCluster) servesNothingTo(s *labServer, key string) error {
 		return fmt.Errorf("%s: an interface still holds the deleted peer", s.id)
 	}
 	return nil
+}
+
+// redactDump keeps `wg show dump` output readable in a failure message
+// without secrets: the private key of an interface line (4 fields, 5 with
+// `all`) and the preshared key of a peer line (8 fields, 9 with `all`) are
+// replaced.
+func redactDump(out string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Split(line, "\t")
+		switch len(f) {
+		case 4:
+			f[0] = "(private key)"
+		case 5:
+			f[1] = "(private key)"
+		case 8:
+			f[1] = "(preshared key)"
+		case 9:
+			f[2] = "(preshared key)"
+		}
+		b.WriteString(strings.Join(f, " ") + "\n")
+	}
+	return b.String()
 }
