@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,51 +28,34 @@ var (
 	bgpClientGate = netip.MustParsePrefix("203.0.113.129/25")
 )
 
-// birdConf is the router's BIRD 2 configuration (docs/runbook.md shows
-// it): one eBGP session per server, routes learned into the kernel table.
-func birdConf(servers []string, hold int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `log stderr all;
-router id 192.0.2.254;
-protocol device { scan time 10; }
-protocol kernel { ipv4 { import none; export all; }; }
-`)
-	for i, s := range servers {
-		fmt.Fprintf(&b, `protocol bgp s%d {
-	local 192.0.2.254 as 65000;
-	neighbor %s as 65001;
-	hold time %d;
-	connect retry time 1;
-	ipv4 { import filter { if net ~ [ 203.0.113.0/24{32,32} ] then accept; reject; }; export none; };
-}
-`, i+1, s, hold)
-	}
-	return b.String()
-}
+// bgpHold is the hold time of the BGP sessions (the default of
+// --bgp-hold-time).
+const bgpHold = 9 * time.Second
 
-var birdVia = regexp.MustCompile(`via (192\.0\.2\.\d+)`)
+// bgpBIRD is the router's BIRD 2 configuration (docs/runbook.md shows it):
+// one eBGP session per server, routes learned into the kernel table.
+func bgpBIRD(servers []netip.Addr) netlab.BIRDConfig {
+	c := netlab.BIRDConfig{RouterID: bgpRouter.Addr(), ASN: 65000, HoldTime: bgpHold, Accept: netip.MustParsePrefix("203.0.113.0/24")}
+	for i, s := range servers {
+		c.Neighbors = append(c.Neighbors, netlab.BGPNeighbor{Name: fmt.Sprintf("s%d", i+1), Addr: s, ASN: 65001})
+	}
+	return c
+}
 
 // routerNextHops reads the VIP's next hops from BIRD, and the one of the
-// route BIRD chose (marked "*"; empty when there is none).
-func routerNextHops(r *netlab.Host, sock string) (hops []string, best string, err error) {
+// route BIRD chose (empty when there is none).
+func routerNextHops(r *netlab.BIRD) (hops []string, best string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	out, err := r.Run(ctx, "birdc", "-s", sock, "show", "route", "for", bgpVIP.Addr().String())
+	addrs, b, err := r.NextHops(ctx, bgpVIP.Addr())
 	if err != nil {
-		return nil, "", fmt.Errorf("birdc: %v: %s", err, out)
+		return nil, "", err
 	}
-	chosen := false
-	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, "unicast [") {
-			chosen = strings.Contains(line, "] * (")
-			continue
-		}
-		if m := birdVia.FindStringSubmatch(line); m != nil {
-			hops = append(hops, m[1])
-			if chosen {
-				best = m[1]
-			}
-		}
+	for _, a := range addrs {
+		hops = append(hops, a.String())
+	}
+	if b.IsValid() {
+		best = b.String()
 	}
 	return hops, best, nil
 }
@@ -113,7 +94,7 @@ func (hs *hopSampler) bestSince(hop string, since time.Time) (time.Duration, boo
 	return max(hs.bests[len(hs.bests)-1].at.Sub(since), 0), true
 }
 
-func startHopSampler(r *netlab.Host, sock string) *hopSampler {
+func startHopSampler(r *netlab.BIRD) *hopSampler {
 	hs := &hopSampler{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(hs.done)
@@ -126,7 +107,7 @@ func startHopSampler(r *netlab.Host, sock string) *hopSampler {
 				return
 			case <-t.C:
 			}
-			hops, best, err := routerNextHops(r, sock)
+			hops, best, err := routerNextHops(r)
 			now := time.Now()
 			hs.mu.Lock()
 			if err != nil {
@@ -236,16 +217,16 @@ func TestBGPMode(t *testing.T) {
 	}
 	lc := newLab(t, "rgb")
 	lab := lc.lab
-	const hold = 9 // the default of --bgp-hold-time
-	holdTime := time.Duration(hold) * time.Second
+	hold := int(bgpHold / time.Second)
+	holdTime := bgpHold
 	extra := []string{"--bgp-asn", "65001", "--bgp-neighbor", "192.0.2.254@65000", "--bgp-hold-time", fmt.Sprintf("%ds", hold)}
-	var addrs []string
+	var addrs []netip.Addr
 	for i := 1; i <= 3; i++ {
 		h, err := lab.AddHost(fmt.Sprintf("s%d", i), netip.MustParsePrefix(fmt.Sprintf("192.0.2.%d/24", i)), netip.Prefix{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		addrs = append(addrs, h.IPv4().Addr().String())
+		addrs = append(addrs, h.IPv4().Addr())
 		lc.servers = append(lc.servers, &labServer{id: fmt.Sprintf("s%d", i), host: h, dir: filepath.Join(t.TempDir(), "data"), wg: lab.Name("rgwg"), extra: extra})
 	}
 	router, err := lab.AddHost("r1", bgpRouter, netip.Prefix{})
@@ -259,47 +240,25 @@ func TestBGPMode(t *testing.T) {
 	// Move the client's link off the switch onto the router: no L2 path
 	// from the client to the servers.
 	lc.client = cl
-	ctx := context.Background()
-	sw := lab.SwitchNamespace()
-	rns := router.Namespace()
-	for _, c := range [][]string{
-		{"-n", sw, "link", "set", "p5", "nomaster"},
-		{"-n", sw, "link", "set", "p5", "netns", rns},
-		{"-n", rns, "link", "set", "p5", "name", "eth1"},
-		{"-n", rns, "addr", "add", bgpClientGate.String(), "dev", "eth1"},
-		{"-n", rns, "link", "set", "eth1", "up"},
-	} {
-		if out, err := exec.Command("ip", c...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v %s", c, err, out)
-		}
-	}
-	if out, err := router.Run(ctx, "sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
-		t.Fatalf("%v %s", err, out)
-	}
-	if out, err := cl.Run(ctx, "ip", "route", "add", "default", "via", bgpClientGate.Addr().String()); err != nil {
-		t.Fatalf("%v %s", err, out)
-	}
-	for _, s := range lc.servers {
-		if out, err := s.host.Run(ctx, "ip", "route", "add", bgpClientNet, "via", bgpRouter.Addr().String()); err != nil {
-			t.Fatalf("%v %s", err, out)
-		}
-	}
-	bdir := t.TempDir()
-	conf, sock := filepath.Join(bdir, "bird.conf"), filepath.Join(bdir, "bird.ctl")
-	if err := os.WriteFile(conf, []byte(birdConf(addrs, hold)), 0o644); err != nil {
+	if err := cl.MoveBehind(router, "eth1", bgpClientGate); err != nil {
 		t.Fatal(err)
 	}
-	bird, err := router.StartWith(netlab.StartOptions{LogFile: filepath.Join(lc.logDir, "bird.log")}, "bird", "-c", conf, "-s", sock, "-f")
+	for _, s := range lc.servers {
+		if err := s.host.AddRoute(netip.MustParsePrefix(bgpClientNet), bgpRouter.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bird, err := router.StartBIRD(t.TempDir(), bgpBIRD(addrs), netlab.StartOptions{LogFile: filepath.Join(lc.logDir, "bird.log")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = bird.Signal(syscall.SIGTERM); <-bird.Done() })
+	t.Cleanup(func() { _ = bird.Proc().Stop(syscall.SIGTERM, 10*time.Second) })
 
 	lc.bootstrap("--vip", bgpVIP.String(), "--vip-mode", "bgp", "--pool", pool4)
 	leader := lc.leader()
 	oneHop := func(want *labServer) func() error {
 		return func() error {
-			hops, _, err := routerNextHops(router, sock)
+			hops, _, err := routerNextHops(bird)
 			if err != nil {
 				return err
 			}
@@ -414,7 +373,7 @@ func TestBGPMode(t *testing.T) {
 	for round := range bgpRounds() {
 		for _, f := range faults {
 			cur := lc.leader()
-			hs := startHopSampler(router, sock)
+			hs := startHopSampler(bird)
 			var at time.Time
 			gap := outage(t, lc, tunnelServer4, func() { at = time.Now(); f.fault(t, lc, cur) })
 			var next *labServer
@@ -483,4 +442,40 @@ func others(lc *labCluster, not *labServer) []*labServer {
 		}
 	}
 	return out
+}
+
+// TestRunbookBIRDConfig: the BIRD configuration in docs/runbook.md is the
+// one TestBGPMode runs (the runbook shows the first session; a comment
+// stands for the others).
+func TestRunbookBIRDConfig(t *testing.T) {
+	md, err := os.ReadFile(runbookFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(md)
+	start := strings.Index(doc, "### 7.2 BGP mode")
+	if start < 0 {
+		t.Fatal("docs/runbook.md has no section 7.2 BGP mode")
+	}
+	doc = doc[start:]
+	open := strings.Index(doc, "```text\nlog stderr all;\n")
+	if open < 0 {
+		t.Fatal("section 7.2 of docs/runbook.md shows no BIRD configuration")
+	}
+	doc = doc[open+len("```text\n"):]
+	doc = doc[:strings.Index(doc, "```")]
+	var shown []string
+	for _, line := range strings.SplitAfter(doc, "\n") {
+		if !strings.HasPrefix(line, "#") {
+			shown = append(shown, line)
+		}
+	}
+	conf, err := bgpBIRD([]netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")}).Conf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := conf[:strings.Index(conf, "protocol bgp s2 ")]
+	if got := strings.Join(shown, ""); got != first {
+		t.Errorf("docs/runbook.md shows\n%s\nTestBGPMode's router runs (first session)\n%s", got, first)
+	}
 }

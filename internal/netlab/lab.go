@@ -185,14 +185,24 @@ func (l *Lab) Hosts() []*Host {
 }
 
 // A Host is a network namespace with one LAN interface, eth0, plugged
-// into the lab's switch.
+// into the lab's switch (or, after MoveBehind, into a router host).
 type Host struct {
 	lab  *Lab
 	name string
 	ns   string
-	port string // its veth end in the switch namespace
 	v4   netip.Prefix
 	v6   netip.Prefix
+
+	// The far end of eth0: a port in the switch namespace, or, after
+	// MoveBehind, a link in a router host's namespace. Guarded by lab.mu.
+	peerNS, peer string
+}
+
+// peerEnd returns the namespace and name of eth0's far end.
+func (h *Host) peerEnd() (ns, dev string) {
+	h.lab.mu.Lock()
+	defer h.lab.mu.Unlock()
+	return h.peerNS, h.peer
 }
 
 // AddHost creates a host: a namespace named LABID-name with loopback up
@@ -215,7 +225,7 @@ func (l *Lab) AddHost(name string, v4, v6 netip.Prefix) (*Host, error) {
 		l.mu.Unlock()
 		return nil, fmt.Errorf("netlab: host %s already exists", name)
 	}
-	h := &Host{lab: l, name: name, ns: l.id + "-" + name, port: fmt.Sprintf("p%d", len(l.hosts)+1), v4: v4, v6: v6}
+	h := &Host{lab: l, name: name, ns: l.id + "-" + name, v4: v4, v6: v6, peerNS: l.sw, peer: fmt.Sprintf("p%d", len(l.hosts)+1)}
 	l.hosts[name] = h
 	l.mu.Unlock()
 
@@ -229,9 +239,9 @@ func (l *Lab) AddHost(name string, v4, v6 netip.Prefix) (*Host, error) {
 	}
 	cmds := [][]string{
 		{"-n", h.ns, "link", "set", "lo", "up"},
-		{"-n", h.ns, "link", "add", "eth0", "type", "veth", "peer", "name", h.port, "netns", l.sw},
-		{"-n", l.sw, "link", "set", h.port, "master", bridgeName},
-		{"-n", l.sw, "link", "set", h.port, "up"},
+		{"-n", h.ns, "link", "add", "eth0", "type", "veth", "peer", "name", h.peer, "netns", l.sw},
+		{"-n", l.sw, "link", "set", h.peer, "master", bridgeName},
+		{"-n", l.sw, "link", "set", h.peer, "up"},
 	}
 	if v4.IsValid() {
 		cmds = append(cmds, []string{"-n", h.ns, "addr", "add", v4.String(), "dev", "eth0"})
@@ -276,15 +286,18 @@ func (h *Host) Run(ctx context.Context, name string, args ...string) (string, er
 	return h.lab.run(ctx, "ip", append([]string{"netns", "exec", h.ns, name}, args...)...)
 }
 
-// LinkDown unplugs the host from the switch: its port on the bridge goes
-// down and eth0 loses carrier (its addresses stay).
+// LinkDown unplugs the host from the switch (from its router after
+// MoveBehind): the far end of eth0 goes down and eth0 loses carrier (its
+// addresses stay).
 func (h *Host) LinkDown() error {
-	return h.lab.ipBatch([]string{"-n", h.lab.sw, "link", "set", h.port, "down"})
+	ns, dev := h.peerEnd()
+	return h.lab.ipBatch([]string{"-n", ns, "link", "set", dev, "down"})
 }
 
 // LinkUp plugs the host back in and returns once eth0 is operationally up.
 func (h *Host) LinkUp() error {
-	if err := h.lab.ipBatch([]string{"-n", h.lab.sw, "link", "set", h.port, "up"}); err != nil {
+	ns, dev := h.peerEnd()
+	if err := h.lab.ipBatch([]string{"-n", ns, "link", "set", dev, "up"}); err != nil {
 		return err
 	}
 	return h.waitOperUp(patience(10 * time.Second))
@@ -416,15 +429,16 @@ func (l *Lab) operState(ns, dev string) (string, error) {
 	return links[0].OperState, nil
 }
 
-// waitOperUp polls until eth0 and its switch port are operationally up.
+// waitOperUp polls until eth0 and its far end are operationally up.
 func (h *Host) waitOperUp(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
+	ns, dev := h.peerEnd()
 	for {
 		a, err := h.lab.operState(h.ns, "eth0")
 		if err != nil {
 			return err
 		}
-		b, err := h.lab.operState(h.lab.sw, h.port)
+		b, err := h.lab.operState(ns, dev)
 		if err != nil {
 			return err
 		}
@@ -432,7 +446,7 @@ func (h *Host) waitOperUp(timeout time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("netlab: %s: eth0 is %s and its switch port %s after %v", h.name, a, b, timeout)
+			return fmt.Errorf("netlab: %s: eth0 is %s and its far end %s after %v", h.name, a, b, timeout)
 		}
 		time.Sleep(20 * time.Millisecond) // poll interval
 	}
