@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -30,9 +31,14 @@ func demoCommand() *cli.Command {
 			"client. Bootstraps and joins the cluster, creates a peer, brings the client up with\n" +
 			"Debian's wireguard-go and wg, pings through the tunnel, kills the leader, hands\n" +
 			"leadership over, shows the outage the client saw each time, and tears everything down\n" +
-			"(also on Ctrl-C or failure). Uses only documentation address ranges.",
+			"(also on Ctrl-C or failure). Uses only documentation address ranges.\n\n" +
+			"With --vip-mode bgp the servers announce the VIP over eBGP to a router (BIRD 2, Debian's\n" +
+			"bird2) on their switch, the client sits on the router's other link with no layer-2\n" +
+			"path to the servers, and after each failover the demo shows the router's route for\n" +
+			"the VIP.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "keep", Usage: "keep the lab running at the end (until Ctrl-C) and print how to reach each node"},
+			&cli.StringFlag{Name: "vip-mode", Value: "arp", Usage: "how the VIP reaches the leader: arp (servers and client on one switch) or bgp (a BIRD 2 router between the servers and the client)"},
 		},
 		Action: runDemo,
 	}
@@ -41,6 +47,16 @@ func demoCommand() *cli.Command {
 // demoPackages are the Debian packages the demo needs, by the tool.
 var demoPackages = map[string]string{
 	"ip": "iproute2", "nft": "nftables", "wg": "wireguard-tools", "wireguard-go": "wireguard-go", "ping": "iputils-ping",
+	"bird": "bird2", "birdc": "bird2",
+}
+
+// demoTools are the tools the demo runs in a VIP mode.
+func demoTools(mode string) []string {
+	tools := []string{"ip", "nft", "wg", "wireguard-go", "ping"}
+	if mode == "bgp" {
+		tools = append(tools, "bird", "birdc")
+	}
+	return tools
 }
 
 // step prints one line of progress: what is being done, then a tick or a
@@ -84,21 +100,29 @@ type demoNode struct {
 }
 
 type demo struct {
-	quiet atomic.Bool
-	w     io.Writer
-	bin   string
-	lab   *netlab.Lab
-	nodes []*demoNode
-	cli   *netlab.Host
-	root  string
+	quiet  atomic.Bool
+	w      io.Writer
+	bin    string
+	lay    demoLayout
+	lab    *netlab.Lab
+	nodes  []*demoNode
+	cli    *netlab.Host
+	router *netlab.Host // bgp mode
+	bird   *netlab.BIRD // bgp mode
+	root   string
 }
 
 func runDemo(c *cli.Context) error {
 	w := c.App.Writer
-	if os.Geteuid() != 0 {
-		return fmt.Errorf("the demo builds network namespaces and needs root: sudo raftguard demo (it needs the Debian packages %s)", strings.Join(packageList(), " "))
+	mode := c.String("vip-mode")
+	lay, ok := demoLayouts[mode]
+	if !ok {
+		return fmt.Errorf("--vip-mode %q: the demo shows arp or bgp", mode)
 	}
-	if err := ensureTools(w); err != nil {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("the demo builds network namespaces and needs root: sudo raftguard demo (it needs the Debian packages %s)", strings.Join(packageList(mode), " "))
+	}
+	if err := ensureTools(w, mode); err != nil {
 		return err
 	}
 	bin, err := os.Executable()
@@ -111,7 +135,7 @@ func runDemo(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	d := &demo{w: w, bin: bin, root: root}
+	d := &demo{w: w, bin: bin, lay: lay, root: root}
 	defer func() {
 		fmt.Fprint(w, "tearing down the lab ... ")
 		if d.lab != nil {
@@ -135,20 +159,23 @@ func runDemo(c *cli.Context) error {
 	return err
 }
 
-func packageList() []string {
+// packageList names the Debian packages of the demo in a VIP mode.
+func packageList(mode string) []string {
 	var out []string
-	for _, t := range []string{"ip", "nft", "wg", "wireguard-go", "ping"} {
-		out = append(out, demoPackages[t])
+	for _, t := range demoTools(mode) {
+		if !slices.Contains(out, demoPackages[t]) {
+			out = append(out, demoPackages[t])
+		}
 	}
 	return out
 }
 
 // ensureTools installs the missing Debian packages (as root with apt-get),
 // or names them exactly.
-func ensureTools(w io.Writer) error {
+func ensureTools(w io.Writer, mode string) error {
 	var missing []string
-	for _, t := range []string{"ip", "nft", "wg", "wireguard-go", "ping"} {
-		if _, err := exec.LookPath(t); err != nil {
+	for _, t := range demoTools(mode) {
+		if _, err := exec.LookPath(t); err != nil && !slices.Contains(missing, demoPackages[t]) {
 			missing = append(missing, demoPackages[t])
 		}
 	}
@@ -178,44 +205,108 @@ func tail(s string, n int) string {
 }
 
 var (
-	demoVIP     = "192.0.2.10/24"
-	demoTunnel  = netip.MustParseAddr("198.51.100.1")
-	demoPool    = "198.51.100.0/24"
-	demoClient  = netip.MustParsePrefix("192.0.2.50/24")
-	demoClient6 = netip.MustParsePrefix("2001:db8::50/64")
+	demoTunnel = netip.MustParseAddr("198.51.100.1")
+	demoPool   = "198.51.100.0/24"
 )
+
+// demoLayout is the lab of one VIP mode: its addresses and the flags the
+// servers get.
+type demoLayout struct {
+	vip     string
+	client  netip.Prefix
+	client6 netip.Prefix // none in bgp mode
+	server6 bool         // the servers get 2001:db8::N/64 too
+	// bgp mode: the router on the servers' switch, the client's gateway
+	// on the router's second link, and the client's network.
+	router, gateway netip.Prefix
+	clientNet       netip.Prefix
+	// flags go to bootstrap, serverFlags to every server's first start.
+	flags, serverFlags []string
+}
+
+// demoHold is the BGP hold time in bgp mode (the default of
+// --bgp-hold-time).
+const demoHold = 9 * time.Second
+
+var demoLayouts = map[string]demoLayout{
+	"arp": {
+		vip:     "192.0.2.10/24",
+		client:  netip.MustParsePrefix("192.0.2.50/24"),
+		client6: netip.MustParsePrefix("2001:db8::50/64"),
+		server6: true,
+	},
+	// The lab of TestBGPMode (test/bgp_test.go).
+	"bgp": {
+		vip:         "203.0.113.10/32",
+		client:      netip.MustParsePrefix("203.0.113.130/25"),
+		router:      netip.MustParsePrefix("192.0.2.254/24"),
+		gateway:     netip.MustParsePrefix("203.0.113.129/25"),
+		clientNet:   netip.MustParsePrefix("203.0.113.128/25"),
+		flags:       []string{"--vip-mode", "bgp"},
+		serverFlags: []string{"--bgp-asn", "65001", "--bgp-neighbor", "192.0.2.254@65000", "--bgp-hold-time", demoHold.String()},
+	},
+}
+
+// bgp reports whether the demo runs in bgp mode.
+func (d *demo) bgp() bool { return d.lay.router.IsValid() }
+
+// demoBIRD is the router's BIRD 2 configuration in bgp mode: one eBGP
+// session per server, s1 to sN (router AS 65000, servers AS 65001).
+func demoBIRD(router netip.Addr, servers []netip.Addr) netlab.BIRDConfig {
+	c := netlab.BIRDConfig{RouterID: router, ASN: 65000, HoldTime: demoHold, Accept: netip.MustParsePrefix("203.0.113.0/24")}
+	for i, a := range servers {
+		c.Neighbors = append(c.Neighbors, netlab.BGPNeighbor{Name: fmt.Sprintf("s%d", i+1), Addr: a, ASN: 65001})
+	}
+	return c
+}
 
 func (d *demo) run(ctx context.Context, keep bool) error {
 	st := &stepper{w: d.w, total: 10, quiet: &d.quiet}
-	fmt.Fprintf(d.w, "raftguard demo: three servers and a client in network namespaces\n\n")
-	var err error
-	if err = st.do("building the lab: a switch, servers s1 s2 s3, client c1", func() (string, error) {
-		if d.lab, err = netlab.New("rgdemo"); err != nil {
-			return "", err
-		}
-		for i := 1; i <= 3; i++ {
-			h, err := d.lab.AddHost(fmt.Sprintf("s%d", i),
-				netip.MustParsePrefix(fmt.Sprintf("192.0.2.%d/24", i)), netip.MustParsePrefix(fmt.Sprintf("2001:db8::%d/64", i)))
-			if err != nil {
-				return "", err
-			}
-			d.nodes = append(d.nodes, &demoNode{id: fmt.Sprintf("s%d", i), host: h, dir: filepath.Join(d.root, fmt.Sprintf("s%d", i)), wg: d.lab.Name("rgdemo")})
-		}
-		d.cli, err = d.lab.AddHost("c1", demoClient, demoClient6)
-		return "192.0.2.1-3 and 192.0.2.50 on one bridge", err
-	}); err != nil {
+	title := "three servers and a client in network namespaces"
+	if d.bgp() {
+		st.total = 14
+		title = "three servers announcing the VIP over BGP to a router, a client behind it, in network namespaces"
+	}
+	fmt.Fprintf(d.w, "raftguard demo: %s\n\n", title)
+	if err := st.do(d.labWhat(), d.build); err != nil {
 		return err
 	}
+	if d.bgp() {
+		if err := st.do("r1: BIRD 2, one eBGP session per server (router AS 65000, servers AS 65001, hold time "+demoHold.String()+")", func() (string, error) {
+			dir := filepath.Join(d.root, "r1")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				return "", err
+			}
+			var servers []netip.Addr
+			for _, n := range d.nodes {
+				servers = append(servers, n.host.IPv4().Addr())
+			}
+			var err error
+			d.bird, err = d.router.StartBIRD(dir, demoBIRD(d.lay.router.Addr(), servers), netlab.StartOptions{})
+			return "it accepts from the servers only host routes in 203.0.113.0/24", err
+		}); err != nil {
+			return err
+		}
+	}
 	s1 := d.nodes[0]
-	if err := st.do("s1: bootstrapping the cluster (VIP "+demoVIP+")", func() (string, error) {
-		if err := d.start(s1, "--bootstrap", "--vip", demoVIP, "--pool", demoPool, "--client-allowed-ips", demoPool); err != nil {
+	boot := "s1: bootstrapping the cluster (VIP " + d.lay.vip + ")"
+	if d.bgp() {
+		boot = "s1: bootstrapping the cluster (VIP " + d.lay.vip + ", --vip-mode bgp)"
+	}
+	if err := st.do(boot, func() (string, error) {
+		args := append([]string{"--bootstrap", "--vip", d.lay.vip}, d.lay.flags...)
+		if err := d.start(s1, append(args, "--pool", demoPool, "--client-allowed-ips", demoPool)...); err != nil {
 			return "", err
 		}
 		_, err := d.waitStatus(ctx, s1, 1)
+		if d.bgp() {
+			return "leader, interface up, VIP on a local interface (not its LAN NIC), sessions to r1", err
+		}
 		return "leader, interface up, VIP claimed", err
 	}); err != nil {
 		return err
 	}
+	var leader string
 	if err := st.do("s2, s3: joining with the join token", func() (string, error) {
 		token, err := os.ReadFile(filepath.Join(s1.dir, "join.token"))
 		if err != nil {
@@ -227,8 +318,12 @@ func (d *demo) run(ctx context.Context, keep bool) error {
 			}
 		}
 		status, err := d.waitStatus(ctx, s1, 3)
+		leader = status.LeaderID
 		return fmt.Sprintf("%d voters, leader %s", len(status.Nodes), status.LeaderID), err
 	}); err != nil {
+		return err
+	}
+	if err := d.routeStep(ctx, st, leader, "the leader"); err != nil {
 		return err
 	}
 	var conf string
@@ -265,8 +360,8 @@ func (d *demo) run(ctx context.Context, keep bool) error {
 		return err
 	}
 	// Wait until the leader has recorded the client's endpoint (it does so
-	// every second): the next leader greets the client there at once.
-	if err := d.waitEndpoint(ctx, s1, "laptop"); err != nil {
+	// every second): the next leader greets the client at once.
+	if err := d.waitEndpoint(ctx, d.node(leader), "laptop"); err != nil {
 		return err
 	}
 
@@ -283,11 +378,19 @@ func (d *demo) run(ctx context.Context, keep bool) error {
 	}); err != nil {
 		return err
 	}
+	if d.bgp() {
+		if leader, err := d.newLeader(ctx, d.other(killed), killed.id); err != nil {
+			return err
+		} else if err := d.routeStep(ctx, st, leader, "the new leader"); err != nil {
+			return err
+		}
+	}
 	if err := st.do("restarting "+killed.id+" from its data dir", func() (string, error) {
 		if err := d.start(killed); err != nil {
 			return "", err
 		}
 		status, err := d.waitStatus(ctx, d.other(killed), 3)
+		leader = status.LeaderID
 		return fmt.Sprintf("it rejoined as a follower; leader is %s", status.LeaderID), err
 	}); err != nil {
 		return err
@@ -303,6 +406,13 @@ func (d *demo) run(ctx context.Context, keep bool) error {
 	}); err != nil {
 		return err
 	}
+	if d.bgp() {
+		if leader, err := d.newLeader(ctx, killed, leader); err != nil {
+			return err
+		} else if err := d.routeStep(ctx, st, leader, "the new leader"); err != nil {
+			return err
+		}
+	}
 	var table string
 	if err := st.do("cluster status", func() (string, error) {
 		var err error
@@ -312,14 +422,138 @@ func (d *demo) run(ctx context.Context, keep bool) error {
 		return err
 	}
 	fmt.Fprintf(d.w, "\n%s", indent(table))
-	fmt.Fprintf(d.w, "\nSummary\n  client outage, leader killed with SIGKILL:   %v\n  client outage, planned transfer-leader:      %v\n"+
-		"  (a client that must wait for WireGuard's own handshake retry, as with keepalived\n   moving a VIP between plain WireGuard servers, is dark for about 15s: see BENCHMARKS.md)\n\n",
+	fmt.Fprintf(d.w, "\nSummary\n  client outage, leader killed with SIGKILL:   %v\n  client outage, planned transfer-leader:      %v\n",
 		killGap.Round(time.Millisecond), transferGap.Round(time.Millisecond))
+	if d.bgp() {
+		fmt.Fprintf(d.w, "  the router r1 sent the VIP to the leader of the moment each time (its route's\n"+
+			"  next hop); the client, on another subnet, has no layer-2 path to the servers\n")
+	}
+	fmt.Fprintf(d.w, "  (a client that must wait for WireGuard's own handshake retry, as with keepalived\n   moving a VIP between plain WireGuard servers, is dark for about 15s: see BENCHMARKS.md)\n\n")
 	if keep {
 		d.printAccess()
 		<-ctx.Done()
 	}
 	return nil
+}
+
+// labWhat describes the lab the build step makes.
+func (d *demo) labWhat() string {
+	if d.bgp() {
+		return "building the lab: a switch, servers s1 s2 s3, router r1, client c1 behind r1"
+	}
+	return "building the lab: a switch, servers s1 s2 s3, client c1"
+}
+
+// build makes the lab: the servers on the switch and the client, in bgp
+// mode behind the router on its own link.
+func (d *demo) build() (string, error) {
+	var err error
+	if d.lab, err = netlab.New("rgdemo"); err != nil {
+		return "", err
+	}
+	for i := 1; i <= 3; i++ {
+		var v6 netip.Prefix
+		if d.lay.server6 {
+			v6 = netip.MustParsePrefix(fmt.Sprintf("2001:db8::%d/64", i))
+		}
+		h, err := d.lab.AddHost(fmt.Sprintf("s%d", i), netip.MustParsePrefix(fmt.Sprintf("192.0.2.%d/24", i)), v6)
+		if err != nil {
+			return "", err
+		}
+		d.nodes = append(d.nodes, &demoNode{id: fmt.Sprintf("s%d", i), host: h, dir: filepath.Join(d.root, fmt.Sprintf("s%d", i)), wg: d.lab.Name("rgdemo")})
+	}
+	if d.bgp() {
+		if d.router, err = d.lab.AddHost("r1", d.lay.router, netip.Prefix{}); err != nil {
+			return "", err
+		}
+	}
+	if d.cli, err = d.lab.AddHost("c1", d.lay.client, d.lay.client6); err != nil {
+		return "", err
+	}
+	if !d.bgp() {
+		return "192.0.2.1-3 and 192.0.2.50 on one bridge", nil
+	}
+	// The client leaves the switch for a link of its own to the router:
+	// no layer-2 path to the servers, which route its network via r1.
+	if err := d.cli.MoveBehind(d.router, "eth1", d.lay.gateway); err != nil {
+		return "", err
+	}
+	for _, n := range d.nodes {
+		if err := n.host.AddRoute(d.lay.clientNet, d.lay.router.Addr()); err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("192.0.2.1-3 and r1's %v on one bridge; c1 %v on r1's second link (r1: %v)",
+		d.lay.router.Addr(), d.lay.client, d.lay.gateway.Addr()), nil
+}
+
+// newLeader polls node n until the cluster has a leader other than old
+// that holds the VIP, and returns its id.
+func (d *demo) newLeader(ctx context.Context, n *demoNode, old string) (string, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		var st httpapi.ClusterStatus
+		out, err := d.cliRun(ctx, n, "-o", "json", "cluster", "status")
+		if err == nil {
+			err = json.Unmarshal([]byte(out), &st)
+		}
+		if err == nil && st.LeaderID != "" && st.LeaderID != old && st.VIPHolder == st.LeaderID {
+			return st.LeaderID, nil
+		}
+		last = fmt.Sprintf("leader %q, VIP holder %q, %v", st.LeaderID, st.VIPHolder, err)
+		time.Sleep(200 * time.Millisecond) // polling the cluster, bounded by the deadline
+	}
+	return "", fmt.Errorf("no new leader after 30s: %s (logs in %s)", last, d.root)
+}
+
+// routeStep, in bgp mode, waits until the router's chosen route for the
+// VIP goes to the leader's address and shows the router's routes for it.
+func (d *demo) routeStep(ctx context.Context, st *stepper, leader, who string) error {
+	if !d.bgp() {
+		return nil
+	}
+	vip := netip.MustParsePrefix(d.lay.vip).Addr()
+	n := d.node(leader)
+	want := n.host.IPv4().Addr()
+	var shown string
+	err := st.do(fmt.Sprintf("r1's route for the VIP (birdc show route for %s)", vip), func() (string, error) {
+		// A stale route is gone at the latest when its session's hold
+		// time expires; the leader's newer route wins before that.
+		deadline := time.Now().Add(demoHold + 15*time.Second)
+		for {
+			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			hops, best, err := d.bird.NextHops(qctx, vip)
+			if err == nil && best == want {
+				shown, err = d.bird.ShowRoute(qctx, vip)
+			}
+			cancel()
+			if err == nil && best == want {
+				return fmt.Sprintf("chosen next hop %s, %s's address: %s", best, n.id, who), nil
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return "", fmt.Errorf("r1's next hops for %s: %v, chosen %v, want %s (%s): %v", vip, hops, best, want, n.id, err)
+			}
+			time.Sleep(100 * time.Millisecond) // polling the router, bounded by the deadline
+		}
+	})
+	if err == nil && !d.quiet.Load() {
+		fmt.Fprint(d.w, indent(birdRoutes(shown)))
+	}
+	return err
+}
+
+// birdRoutes keeps the routes of birdc's answer (not its greeting), with
+// tabs as spaces.
+func birdRoutes(out string) string {
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		if strings.HasPrefix(l, "BIRD ") && strings.HasSuffix(l, " ready.") {
+			continue
+		}
+		lines = append(lines, strings.ReplaceAll(l, "\t", "    "))
+	}
+	return strings.Join(lines, "\n")
 }
 
 func indent(s string) string {
@@ -348,6 +582,7 @@ func (d *demo) start(n *demoNode, args ...string) error {
 	full := []string{"server", "--data-dir", n.dir}
 	if len(args) > 0 {
 		full = append(full, "--node-id", n.id, "--advertise", n.host.IPv4().Addr().String(), "--wg-interface", n.wg)
+		full = append(full, d.lay.serverFlags...)
 		full = append(full, args...)
 	}
 	p, err := n.host.StartWith(netlab.StartOptions{LogFile: filepath.Join(d.root, n.id+".log")}, d.bin, full...)
@@ -436,5 +671,14 @@ func (d *demo) printAccess() {
 		fmt.Fprintf(d.w, "  ip netns exec %s %s --data-dir %s cluster status\n", n.host.Namespace(), d.bin, n.dir)
 	}
 	fmt.Fprintf(d.w, "  ip netns exec %s ping %s          # the client, through the tunnel\n", d.cli.Namespace(), demoTunnel)
-	fmt.Fprintf(d.w, "Node logs: %s/s*.log\nPress Ctrl-C here to tear everything down.\n", d.root)
+	if d.bgp() {
+		vip := netip.MustParsePrefix(d.lay.vip).Addr()
+		fmt.Fprintf(d.w, "  ip netns exec %s birdc -s %s show route for %s   # the router's route for the VIP\n", d.router.Namespace(), d.bird.Socket(), vip)
+		fmt.Fprintf(d.w, "  ip netns exec %s birdc -s %s show protocols   # its BGP sessions\n", d.router.Namespace(), d.bird.Socket())
+	}
+	fmt.Fprintf(d.w, "Node logs: %s/s*.log\n", d.root)
+	if d.bgp() {
+		fmt.Fprintf(d.w, "Router log and configuration: %s/r1/bird.log, bird.conf\n", d.root)
+	}
+	fmt.Fprintf(d.w, "Press Ctrl-C here to tear everything down.\n")
 }
