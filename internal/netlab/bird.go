@@ -15,7 +15,9 @@ import (
 // BIRDConfig is a BIRD 2 router with one eBGP session per neighbour. It
 // accepts from its neighbours only IPv4 host routes (/32) inside Accept,
 // announces nothing, and puts the routes it chose into the host's kernel
-// table, so that the host forwards to the chosen next hop.
+// table, so that the host forwards to the chosen next hop. A session that
+// failed (its hold timer expired: a frozen or cut-off neighbour) is
+// accepted again after a second, not after BIRD's default of 60.
 type BIRDConfig struct {
 	// RouterID is the router id and the local address of every session
 	// (IPv4).
@@ -82,6 +84,7 @@ protocol kernel { ipv4 { import none; export all; }; }
 	neighbor %s as %d;
 	hold time %d;
 	connect retry time 1;
+	error wait time 1, 10;
 	ipv4 { import filter { if net ~ [ %s{32,32} ] then accept; reject; }; export none; };
 }
 `, n.Name, c.RouterID, c.ASN, n.Addr, n.ASN, int(c.HoldTime/time.Second), c.Accept.Masked())

@@ -7,8 +7,9 @@
 // random suffix, so that labs of concurrent tests never meet. The lab runs
 // processes inside the hosts (tracked by PID, in their own process group,
 // killed if the process that started them dies), partitions hosts with
-// nftables, brings up WireGuard clients with Debian's wireguard-go and
-// wireguard-tools, and measures outages with ping. Close ends every
+// nftables, puts a host behind another that routes for it (MoveBehind),
+// runs a BIRD 2 router, brings up WireGuard clients with Debian's
+// wireguard-go and wireguard-tools, and measures outages with ping. Close ends every
 // process it started, by PID, and deletes every namespace it created
 // (which takes their links and nftables rules with them) and the
 // WireGuard control sockets of the interfaces it named.
