@@ -2,15 +2,11 @@ package httpapi
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/raftguard/raftguard/internal/apiclient"
 )
 
 func (s *Server) health(w http.ResponseWriter, r *request) error {
@@ -57,7 +53,7 @@ func (s *Server) cluster(w http.ResponseWriter, r *request) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st, err := s.fetchNode(r.Context(), n.APIAddr)
+			st, err := s.b.NodeStatusAt(r.Context(), n.APIAddr)
 			if err != nil {
 				cn.Error = err.Error()
 				return
@@ -75,22 +71,6 @@ func (s *Server) cluster(w http.ResponseWriter, r *request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
-}
-
-func (s *Server) fetchNode(ctx context.Context, addr string) (NodeStatus, error) {
-	ctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
-	defer cancel()
-	c := apiclient.Client{Base: "https://" + addr, HTTP: s.client}
-	var st NodeStatus
-	_, err := c.Do(ctx, http.MethodGet, "/v1/node", nil, &st)
-	var ae *apiclient.Error
-	switch {
-	case err == nil:
-		return st, nil
-	case errors.As(err, &ae):
-		return st, fmt.Errorf("answered %d %s", ae.Status, http.StatusText(ae.Status))
-	}
-	return st, fmt.Errorf("unreachable: %w", err)
 }
 
 func (s *Server) transferLeader(w http.ResponseWriter, r *request) error {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -39,14 +40,16 @@ type fuzzBackend struct {
 	idx uint64
 }
 
-func (b *fuzzBackend) NodeID() string       { return "n1" }
-func (b *fuzzBackend) State() *fsm.FSM      { return b.f }
-func (b *fuzzBackend) IsLeader() bool       { return true }
-func (b *fuzzBackend) LeaderID() string     { return "n1" }
-func (b *fuzzBackend) VerifyLeader() error  { return nil }
-func (b *fuzzBackend) AppliedIndex() uint64 { return b.idx }
+func (b *fuzzBackend) NodeID() string      { return "n1" }
+func (b *fuzzBackend) State() *fsm.FSM     { return b.f }
+func (b *fuzzBackend) IsLeader() bool      { return true }
+func (b *fuzzBackend) LeaderID() string    { return "n1" }
+func (b *fuzzBackend) VerifyLeader() error { return nil }
 func (b *fuzzBackend) Status() httpapi.NodeStatus {
 	return httpapi.NodeStatus{NodeID: "n1", Role: "leader"}
+}
+func (b *fuzzBackend) NodeStatusAt(context.Context, string) (httpapi.NodeStatus, error) {
+	return httpapi.NodeStatus{}, errors.New("no other nodes")
 }
 func (b *fuzzBackend) Servers() ([]httpapi.Member, error)      { return nil, nil }
 func (b *fuzzBackend) AddVoter(string, string) error           { return nil }

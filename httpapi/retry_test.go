@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -67,13 +68,11 @@ func (n *fakeNode) VerifyLeader() error {
 	}
 	return nil
 }
-func (n *fakeNode) AppliedIndex() uint64 {
-	n.shared.mu.Lock()
-	defer n.shared.mu.Unlock()
-	return n.shared.idx
-}
 func (n *fakeNode) Status() httpapi.NodeStatus {
 	return httpapi.NodeStatus{NodeID: n.id, LeaderID: n.leaderID, Role: "follower"}
+}
+func (n *fakeNode) NodeStatusAt(context.Context, string) (httpapi.NodeStatus, error) {
+	return httpapi.NodeStatus{}, errors.New("no status calls in this test")
 }
 func (n *fakeNode) Servers() ([]httpapi.Member, error)                         { return nil, nil }
 func (n *fakeNode) AddVoter(id, raftAddr string) error                         { return nil }

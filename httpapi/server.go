@@ -84,6 +84,9 @@ type Backend interface {
 	// local state holds everything committed before the call.
 	VerifyLeader() error
 	Status() NodeStatus
+	// NodeStatusAt asks the node whose API is at addr for its own status
+	// (over the nodes' mutual TLS, briefly).
+	NodeStatusAt(ctx context.Context, addr string) (NodeStatus, error)
 	Servers() ([]Member, error)
 	AddVoter(id, raftAddr string) error
 	RemoveServer(id string) error

@@ -48,6 +48,8 @@ type Agent struct {
 	state *fsm.FSM
 	raft  *raftnode.Node
 	api   *httpapi.Server
+	// peers calls other nodes' APIs (MemberStatus), over mutual TLS.
+	peers *http.Client
 	http  *http.Server
 	apiLn net.Listener
 	lock  *os.File
@@ -373,6 +375,7 @@ func (a *Agent) startAPI() error {
 	if err != nil {
 		return err
 	}
+	a.peers = newPeerClient(peerTLS)
 	a.api = httpapi.New(httpapi.Config{Backend: a, Cluster: a, PeerTLS: peerTLS, Logger: a.cfg.Logger.With("component", "api"), PeerLimit: a.peerLimit})
 	a.http = &http.Server{
 		Handler:           a.api.Handler(),
@@ -487,7 +490,7 @@ func (a *Agent) raiseClusterVersion() error {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		st, err := a.api.MemberStatus(ctx, srv.ID)
+		st, err := a.MemberStatus(ctx, srv.ID)
 		cancel()
 		if err != nil {
 			return nil // unknown: ask again on the next round
@@ -571,6 +574,7 @@ func (a *Agent) closeAll() error {
 		_ = a.http.Shutdown(ctx)
 		cancel()
 		a.api.Close()
+		a.peers.CloseIdleConnections()
 	} else if a.apiLn != nil {
 		a.apiLn.Close()
 	}
@@ -714,7 +718,7 @@ func (a *Agent) TransferLeadership(ctx context.Context, to string) (string, erro
 			}
 			// With a data plane, the handover is done when the new leader
 			// serves: interface up and VIP claimed.
-			st, err := a.api.MemberStatus(ctx, id)
+			st, err := a.MemberStatus(ctx, id)
 			if err == nil && st.VIPHolder && st.InterfaceUp {
 				return id, nil
 			}
