@@ -144,17 +144,20 @@ type Loop struct {
 	caughtUp atomic.Uint64
 	ready    chan struct{}
 
-	mu        sync.Mutex // guards dp, status, applied, upApplied, leading, failures
+	mu        sync.Mutex // guards dp, status, applied, upApplied and leading
 	dp        Dataplane
 	status    Status
 	applied   uint64 // state index of the last config applied
 	upApplied bool   // the last config applied had the interface up
 	leading   bool   // the interface is up and the VIPs claimed
-	failures  int
+
+	// failures counts the takeovers that failed in a row; only the loop's
+	// own goroutine (reconcile) uses it.
+	failures int
 
 	serving   atomic.Bool  // mirrors leading for the lease renewer, without l.mu (held across a whole Set)
 	passStart atomic.Int64 // when the running reconcile pass started (UnixNano); 0 between passes
-	proofAt   atomic.Int64 // when the last quorum round (Barrier or VerifyLeader) that succeeded started (UnixNano)
+	proofAt   atomic.Int64 // when the last quorum round that succeeded (the term's barrier, see CaughtUp, or VerifyLeader) started (UnixNano)
 
 	handshakeGen atomic.Uint64 // cancels a running handshake burst
 	greetAll     atomic.Bool   // initiate handshakes on the next leader pass
@@ -337,26 +340,19 @@ func (l *Loop) reconcile(ctx context.Context) {
 		return
 	}
 	if err := l.takeOver(ctx, !was); err != nil {
-		l.mu.Lock()
 		l.failures++
-		failures := l.failures
-		l.mu.Unlock()
-		l.log.Error("serving as leader failed", "err", err, "attempt", failures)
-		if failures >= l.cfg.RepairAttempts {
+		l.log.Error("serving as leader failed", "err", err, "attempt", l.failures)
+		if l.failures >= l.cfg.RepairAttempts {
 			l.log.Error("cannot repair the data plane: handing leadership to another node")
 			l.stepDown("data plane broken", false)
 			if err := n.HandOver(); err != nil {
 				l.log.Error("leadership handover failed", "err", err)
 			}
-			l.mu.Lock()
 			l.failures = 0
-			l.mu.Unlock()
 		}
 		return
 	}
-	l.mu.Lock()
 	l.failures = 0
-	l.mu.Unlock()
 }
 
 // takeOver makes this node serve: interface up with the current config,

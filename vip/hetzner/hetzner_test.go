@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftguard/raftguard/internal/testutil"
 	"github.com/raftguard/raftguard/vip"
 )
 
@@ -563,11 +564,5 @@ func (l *fakeLocal) Renew([]netip.Prefix) (bool, error) { return false, nil }
 // waitFor polls cond until it holds, failing the test after 10 seconds.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, 5*time.Millisecond, "condition", testutil.Holds(cond))
 }

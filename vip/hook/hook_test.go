@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftguard/raftguard/internal/testutil"
 	"github.com/raftguard/raftguard/vip"
 )
 
@@ -213,11 +214,5 @@ exec sleep 60
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, 10*time.Millisecond, what, testutil.Holds(cond))
 }
