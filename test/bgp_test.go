@@ -269,6 +269,21 @@ func TestBGPMode(t *testing.T) {
 		}
 	}
 	poll(t, 30*time.Second, oneHop(leader))
+	// allSessions: the router's session to every server is established.
+	allSessions := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		sessions, err := bird.Sessions(ctx)
+		if err != nil {
+			return err
+		}
+		for _, s := range lc.servers {
+			if st := sessions[s.id]; !strings.HasPrefix(st, "Established") {
+				return fmt.Errorf("router's session to %s: %q", s.id, st)
+			}
+		}
+		return nil
+	}
 	// The VIP is on the leader's dummy interface, not its LAN NIC.
 	// (rgvip0 where the kernel has the dummy driver, else lo.)
 	isVIP := func(p netip.Prefix) bool { return p.Addr() == bgpVIP.Addr() }
@@ -425,6 +440,10 @@ func TestBGPMode(t *testing.T) {
 			f.undo(t, lc, cur)
 			lc.waitHealthy(3)
 			poll(t, scaled(holdTime)+30*time.Second, oneHop(lc.leader()))
+			// The next fault starts with every server's session up: a
+			// server frozen or cut off a moment ago may be the next
+			// leader.
+			poll(t, scaled(holdTime)+30*time.Second, allSessions)
 		}
 	}
 	for _, f := range faults {

@@ -189,3 +189,29 @@ func parseBIRDRoutes(out string) (hops []netip.Addr, best netip.Addr) {
 	}
 	return hops, best
 }
+
+// Sessions returns the state of each BGP session by its protocol's name,
+// as `birdc show protocols` gives it ("Established" when up; "Active",
+// "Connect", "Idle" and the like while not).
+func (b *BIRD) Sessions(ctx context.Context) (map[string]string, error) {
+	out, err := b.host.Run(ctx, "birdc", "-s", b.sock, "show", "protocols")
+	if err != nil {
+		return nil, err
+	}
+	return parseBIRDSessions(out), nil
+}
+
+// parseBIRDSessions reads the BGP lines of `birdc show protocols`: name,
+// protocol, table, state, since, then the info (the session's state and
+// its last error).
+func parseBIRDSessions(out string) map[string]string {
+	sessions := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[1] != "BGP" {
+			continue
+		}
+		sessions[f[0]] = strings.Join(f[5:], " ")
+	}
+	return sessions
+}

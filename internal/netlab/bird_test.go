@@ -75,6 +75,21 @@ Table master4:
 	}
 }
 
+func TestParseBIRDSessions(t *testing.T) {
+	out := `BIRD 2.0.12 ready.
+Name       Proto      Table      State  Since         Info
+device1    Device     ---        up     03:08:40.061  
+kernel1    Kernel     master4    up     03:08:40.061  
+s1         BGP        ---        start  03:10:42.104  Active        Socket: Connection refused
+s2         BGP        ---        up     03:08:44.441  Established   
+`
+	got := parseBIRDSessions(out)
+	want := map[string]string{"s1": "Active Socket: Connection refused", "s2": "Established"}
+	if len(got) != len(want) || got["s1"] != want["s1"] || got["s2"] != want["s2"] {
+		t.Errorf("parseBIRDSessions = %q, want %q", got, want)
+	}
+}
+
 // TestMoveBehind: a host moved behind a router reaches the switch's hosts
 // through it only, and its link flaps with LinkDown and LinkUp.
 func TestMoveBehind(t *testing.T) {
@@ -136,6 +151,10 @@ func TestStartBIRD(t *testing.T) {
 	hops, best, err := b.NextHops(context.Background(), netip.MustParseAddr("203.0.113.10"))
 	if err != nil || len(hops) != 0 || best.IsValid() {
 		t.Errorf("NextHops = %v, %v, %v; want none", hops, best, err)
+	}
+	sessions, err := b.Sessions(context.Background())
+	if err != nil || len(sessions) != 2 || sessions["s1"] == "" || strings.HasPrefix(sessions["s1"], "Established") {
+		t.Errorf("Sessions = %q, %v; want s1 and s2, not established", sessions, err)
 	}
 	if err := b.Proc().Stop(syscall.SIGTERM, 10*time.Second); err != nil {
 		t.Error(err)
