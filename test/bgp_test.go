@@ -399,6 +399,13 @@ func TestBGPMode(t *testing.T) {
 				return nil
 			})
 			poll(t, scaled(holdTime)+15*time.Second, oneHop(next))
+			// ... and the sampler saw the router choose it.
+			poll(t, 10*time.Second, func() error {
+				if _, ok := hs.bestSince(next.host.IPv4().Addr().String(), at); !ok {
+					return fmt.Errorf("the sampler has not seen the router choose %s's route yet", next.id)
+				}
+				return nil
+			})
 			none, multi, n := hs.Stop()
 			chosen, ok := hs.bestSince(next.host.IPv4().Addr().String(), at)
 			if !ok {
