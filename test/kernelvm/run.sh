@@ -19,7 +19,8 @@
 #   KERNELVM_MEM, KERNELVM_SMP   VM memory and CPUs (4G, 2)
 #   KERNELVM_ACCEL    qemu -accel value (default tcg,thread=multi; a KVM
 #                     guest hung at boot on the machines this was built on)
-#   KERNELVM_TIMEOUT  bound of the whole VM run (default 30m)
+#   KERNELVM_TIMEOUT  bound of the whole VM run (default 45m)
+#   KERNELVM_E2E_TIMEOUT  bound of the end-to-end step (default 25m)
 #   KERNELVM_TIME_SCALE  RAFTGUARD_TEST_TIME_SCALE in the VM (default 4): the
 #                     emulated CPU is slower; waits, speed targets and Raft
 #                     timeouts stretch by it, correctness bounds do not
@@ -40,12 +41,13 @@ here="$repo/test/kernelvm"
 cache=${KERNELVM_CACHE:-/var/cache/raftguard-kernelvm}
 mem=${KERNELVM_MEM:-4G}
 smp=${KERNELVM_SMP:-2}
-timeout=${KERNELVM_TIMEOUT:-30m}
+timeout=${KERNELVM_TIMEOUT:-45m}
+e2etimeout=${KERNELVM_E2E_TIMEOUT:-25m}
 scale=${KERNELVM_TIME_SCALE:-4}
 accel=${KERNELVM_ACCEL:-tcg,thread=multi}
 frounds=${KERNELVM_FAULTS_ROUNDS:-2}
 unit=${KERNELVM_UNIT-'^(TestOpen|TestKernel.*)$'}
-e2e=${KERNELVM_E2E-'^(TestFenceDeadLeader|TestCleanupAfterKill|TestCrashedLeaderForgetsDeletedPeer|TestFailoverKillAndTransfer|TestLeaderPartitioned|TestIPv6AndPeerLifecycle)$'}
+e2e=${KERNELVM_E2E-'^(TestFenceDeadLeader|TestCleanupAfterKill|TestCrashedLeaderForgetsDeletedPeer|TestFailoverKillAndTransfer|TestLeaderPartitioned|TestIPv6AndPeerLifecycle|TestNATFollowsLeader|TestPeerStatusAcrossFailover|TestPeerExpiryAcrossFailover|TestBootstrapImportTakesOverServer)$'}
 faults=${KERNELVM_FAULTS-'^(TestFaultsKillLeader|TestFaultsPartitionLeader|TestFaultsStopLeader|TestFaultsRestarts)$'}
 
 log() { printf 'kernelvm: %s\n' "$*" >&2; }
@@ -153,7 +155,7 @@ cp "$here/guest.sh" "$run/guest.sh"
 		printf '%q\n' "data plane unit tests of the kernel device|$repo/dataplane|/run/kernelvm/dataplane.test -test.v -test.count=1 -test.timeout 3m -test.run $unit"
 	fi
 	if [ -n "$e2e" ]; then
-		printf '%q\n' "end-to-end tests, kernel data plane|$repo/test|/run/kernelvm/test.test -test.v -test.count=1 -test.timeout 9m -test.run $e2e"
+		printf '%q\n' "end-to-end tests, kernel data plane|$repo/test|/run/kernelvm/test.test -test.v -test.count=1 -test.timeout $e2etimeout -test.run $e2e"
 	fi
 	if [ -n "$faults" ]; then
 		printf '%q\n' "fault scenarios, kernel data plane|$repo/test|env RAFTGUARD_FAULTS=1 /run/kernelvm/test.test -test.v -test.count=1 -test.timeout 20m -test.run $faults"
