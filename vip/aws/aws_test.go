@@ -21,6 +21,7 @@ import (
 
 	"github.com/raftguard/raftguard/internal/testutil"
 	"github.com/raftguard/raftguard/vip"
+	"github.com/raftguard/raftguard/vip/viptest"
 )
 
 const (
@@ -470,7 +471,7 @@ func TestRunnerRetriesAndReports(t *testing.T) {
 	var log bytes.Buffer
 	m := newMode(t, f, Config{Region: "eu-central-1", InstanceID: "i-0aaaa", EIP: "eipalloc-0123"}, &log)
 	l := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	r := vip.NewRunner(vip.RunnerConfig{Local: &fakeLocal{}, Mode: m, Log: l, Backoff: vip.Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond}, OpTimeout: 5 * time.Second})
+	r := vip.NewRunner(vip.RunnerConfig{Local: &viptest.Local{}, Mode: m, Log: l, Backoff: vip.Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond}, OpTimeout: 5 * time.Second})
 	defer r.Close(time.Second)
 	if _, err := r.Claim(theVIP); err != nil {
 		t.Fatal(err)
@@ -496,7 +497,7 @@ func TestRunnerRetriesAndReports(t *testing.T) {
 	// A hanging API: the attempt ends at the op timeout; Claim returns at once.
 	h := newFakeEC2(t)
 	h.slow["DescribeNetworkInterfaces"] = true
-	r2 := vip.NewRunner(vip.RunnerConfig{Local: &fakeLocal{}, Mode: newMode(t, h, Config{Region: "eu-central-1", InstanceID: "i-0aaaa"}, &log), Log: l,
+	r2 := vip.NewRunner(vip.RunnerConfig{Local: &viptest.Local{}, Mode: newMode(t, h, Config{Region: "eu-central-1", InstanceID: "i-0aaaa"}, &log), Log: l,
 		Backoff: vip.Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond}, OpTimeout: 100 * time.Millisecond})
 	defer r2.Close(time.Second)
 	start := time.Now()
@@ -520,34 +521,6 @@ func TestRunnerRetriesAndReports(t *testing.T) {
 		}
 	}
 }
-
-// fakeLocal stands for the lease-bounded local address.
-type fakeLocal struct {
-	mu   sync.Mutex
-	held []netip.Prefix
-}
-
-func (l *fakeLocal) Claim(v []netip.Prefix) (bool, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.held = slices.Clone(v)
-	return true, nil
-}
-
-func (l *fakeLocal) Release([]netip.Prefix) (bool, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.held = nil
-	return true, nil
-}
-
-func (l *fakeLocal) Held(v []netip.Prefix) (bool, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Equal(l.held, v), nil
-}
-
-func (l *fakeLocal) Renew([]netip.Prefix) (bool, error) { return false, nil }
 
 // waitFor polls cond until it holds, failing the test after 10 seconds.
 func waitFor(t *testing.T, cond func() bool) {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/raftguard/raftguard/internal/testutil"
 	"github.com/raftguard/raftguard/vip"
+	"github.com/raftguard/raftguard/vip/viptest"
 )
 
 const testToken = "hc-test-token-5ecr3t-must-never-show"
@@ -421,13 +422,13 @@ func TestTokenNeverShown(t *testing.T) {
 	// Through a Runner, whose log records every failure.
 	good := newMode(t, f, 42, &log)
 	f.set(func(f *fakeAPI) { f.fail["GET /v1/floating_ips"] = []int{500, 429, 503} })
-	r := vip.NewRunner(vip.RunnerConfig{Local: &fakeLocal{}, Mode: good, Log: l, Backoff: vip.Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond}})
+	r := vip.NewRunner(vip.RunnerConfig{Local: &viptest.Local{}, Mode: good, Log: l, Backoff: vip.Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond}})
 	defer r.Close(time.Second)
 	if _, err := r.Claim([]netip.Prefix{vip4}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return r.Status().Held })
-	r2 := vip.NewRunner(vip.RunnerConfig{Local: &fakeLocal{}, Mode: m, Log: l, Backoff: vip.Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond}})
+	r2 := vip.NewRunner(vip.RunnerConfig{Local: &viptest.Local{}, Mode: m, Log: l, Backoff: vip.Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond}})
 	defer r2.Close(time.Second)
 	if _, err := r2.Claim([]netip.Prefix{vip4}); err != nil {
 		t.Fatal(err)
@@ -488,7 +489,7 @@ func TestRunnerRetriesAndReports(t *testing.T) {
 	f.fail["GET /v1/floating_ips"] = []int{500}
 	f.fail["POST /v1/floating_ips/{id}/actions/assign"] = []int{429, 429, 429, 429} // the SDK gives up after 3 retries
 	m := newMode(t, f, 42, nil)
-	r := vip.NewRunner(vip.RunnerConfig{Local: &fakeLocal{}, Mode: m, Backoff: vip.Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond}, OpTimeout: 5 * time.Second})
+	r := vip.NewRunner(vip.RunnerConfig{Local: &viptest.Local{}, Mode: m, Backoff: vip.Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond}, OpTimeout: 5 * time.Second})
 	defer r.Close(time.Second)
 	vips := []netip.Prefix{vip4}
 	if _, err := r.Claim(vips); err != nil {
@@ -518,7 +519,7 @@ func TestRunnerRetriesAndReports(t *testing.T) {
 	// A hanging API: the attempt ends at the op timeout; Claim returns at once.
 	h := newFakeAPI(t, fakeFIP{ID: 1, IP: "203.0.113.10"})
 	h.slow["GET /v1/floating_ips"] = true
-	r2 := vip.NewRunner(vip.RunnerConfig{Local: &fakeLocal{}, Mode: newMode(t, h, 42, nil), Backoff: vip.Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond}, OpTimeout: 100 * time.Millisecond})
+	r2 := vip.NewRunner(vip.RunnerConfig{Local: &viptest.Local{}, Mode: newMode(t, h, 42, nil), Backoff: vip.Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond}, OpTimeout: 100 * time.Millisecond})
 	defer r2.Close(time.Second)
 	start := time.Now()
 	if _, err := r2.Claim(vips); err != nil {
@@ -532,34 +533,6 @@ func TestRunnerRetriesAndReports(t *testing.T) {
 		t.Fatal("held while the API hangs")
 	}
 }
-
-// fakeLocal stands for the lease-bounded local address.
-type fakeLocal struct {
-	mu   sync.Mutex
-	held []netip.Prefix
-}
-
-func (l *fakeLocal) Claim(v []netip.Prefix) (bool, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.held = slices.Clone(v)
-	return true, nil
-}
-
-func (l *fakeLocal) Release([]netip.Prefix) (bool, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.held = nil
-	return true, nil
-}
-
-func (l *fakeLocal) Held(v []netip.Prefix) (bool, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Equal(l.held, v), nil
-}
-
-func (l *fakeLocal) Renew([]netip.Prefix) (bool, error) { return false, nil }
 
 // waitFor polls cond until it holds, failing the test after 10 seconds.
 func waitFor(t *testing.T, cond func() bool) {

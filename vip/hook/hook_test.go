@@ -9,13 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/raftguard/raftguard/internal/testutil"
 	"github.com/raftguard/raftguard/vip"
+	"github.com/raftguard/raftguard/vip/viptest"
 )
 
 // writeScript writes an executable shell script into a temporary directory.
@@ -114,33 +114,6 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-// fakeLocal records the local address calls.
-type fakeLocal struct {
-	mu   sync.Mutex
-	held bool
-}
-
-func (f *fakeLocal) Claim([]netip.Prefix) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c := !f.held
-	f.held = true
-	return c, nil
-}
-func (f *fakeLocal) Release([]netip.Prefix) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c := f.held
-	f.held = false
-	return c, nil
-}
-func (f *fakeLocal) Held([]netip.Prefix) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.held, nil
-}
-func (f *fakeLocal) Renew([]netip.Prefix) (bool, error) { return f.Held(nil) }
-
 // A hook that fails a few times is retried with backoff until it succeeds;
 // the failures show in the status meanwhile; Claim never waits for it.
 func TestRunnerRetriesFailingHook(t *testing.T) {
@@ -155,7 +128,7 @@ func TestRunnerRetriesFailingHook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loc := &fakeLocal{}
+	loc := &viptest.Local{}
 	r := vip.NewRunner(vip.RunnerConfig{Local: loc, Mode: h, Backoff: vip.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond}})
 	defer r.Close(time.Second)
 	start := time.Now()
@@ -198,7 +171,7 @@ exec sleep 60
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := vip.NewRunner(vip.RunnerConfig{Local: &fakeLocal{}, Mode: h})
+	r := vip.NewRunner(vip.RunnerConfig{Local: &viptest.Local{}, Mode: h})
 	r.Claim(hookVIPs[:1])
 	waitUntil(t, "the acquire hook to start", func() bool { _, err := os.Stat(started); return err == nil })
 	start := time.Now()
