@@ -12,9 +12,10 @@ import (
 // pingsServer sends the client's one ping to the server's address behind
 // the tunnel and reports whether it got an answer within a second.
 func (lc *labCluster) pingsServer() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	// (Starting a process in a namespace takes seconds on an emulated CPU.)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(3*time.Second))
 	defer cancel()
-	_, err := lc.client.Run(ctx, "ping", "-c", "1", "-W", "1", "198.51.100.1")
+	_, err := lc.client.Run(ctx, "ping", "-c", "1", "-W", "2", "198.51.100.1")
 	return err
 }
 
