@@ -376,7 +376,9 @@ func (lc *labCluster) server(id string) *labServer {
 	return nil
 }
 
-// leader asks the given nodes (or all) who leads.
+// leader asks the given nodes (or all) who leads. Given nodes must name
+// one of themselves: after a fault they may still name the killed or
+// cut-off leader for a moment.
 func (lc *labCluster) leader(ask ...*labServer) *labServer {
 	lc.t.Helper()
 	if len(ask) == 0 {
@@ -385,10 +387,15 @@ func (lc *labCluster) leader(ask ...*labServer) *labServer {
 	var id string
 	poll(lc.t, 15*time.Second, func() error {
 		for _, s := range ask {
-			if st, err := lc.status(s); err == nil && st.LeaderID != "" {
-				id = st.LeaderID
-				return nil
+			st, err := lc.status(s)
+			if err != nil || st.LeaderID == "" {
+				continue
 			}
+			if !slices.ContainsFunc(ask, func(a *labServer) bool { return a.id == st.LeaderID }) {
+				return fmt.Errorf("%s still names %s as leader", s.id, st.LeaderID)
+			}
+			id = st.LeaderID
+			return nil
 		}
 		return fmt.Errorf("no leader known")
 	})
