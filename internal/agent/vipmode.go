@@ -57,8 +57,11 @@ func (v *vipModes) runner(vips []netip.Prefix) *vip.Runner {
 	_, broken := m.(vip.Broken)
 	v.curIf, v.closeCur = iface, closeFn
 	// In arp mode the claim itself announces the VIPs; a broken mode never
-	// delivers more than the local address does.
-	v.curLocal = mode == fsm.VIPModeARP || broken
+	// delivers more than the local address does; in hook mode the local
+	// address is announced as in arp mode, and the hook may add a path of
+	// its own (a cloud API): the clients are greeted at once and again when
+	// the hook has succeeded.
+	v.curLocal = mode == fsm.VIPModeARP || mode == fsm.VIPModeHook || broken
 	v.cur = vip.NewRunner(vip.RunnerConfig{
 		Local:      local,
 		Mode:       m,
@@ -68,7 +71,12 @@ func (v *vipModes) runner(vips []netip.Prefix) *vip.Runner {
 		// The reconcile loop greets the clients once the network
 		// delivers the VIPs here (Delivered).
 		OnHeld: func() {
-			if l := v.a.loop; l != nil {
+			l := v.a.loop
+			switch {
+			case l == nil:
+			case mode == fsm.VIPModeHook:
+				l.Greet()
+			default:
 				l.Wake()
 			}
 		},
