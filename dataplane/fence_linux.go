@@ -18,19 +18,23 @@ import (
 //
 // A kernel WireGuard link outlives a frozen process and, until `raftguard
 // cleanup` runs, a killed one: up and keyed, its timers still running. Once
-// the VIP lease has expired, the handshake it initiates to a client (about
-// 15 s after it last sent data without an answer) finds no route in the
-// source table that names the VIP (IPv4 drops such routes with the address;
-// IPv6 keeps them without a preferred source) and would leave from the
-// node's own address; a client that answers roams there, to a node that is
-// no longer the leader.
+// the VIP lease has expired, what it sends on its own (a keepalive, the
+// handshake it initiates about 15 s after it last sent data without an
+// answer) still follows the source table. IPv6 routes there lose their
+// preferred source with the address, so the packet would leave from the
+// node's own address, and a client that answers roams there, to a node that
+// is no longer the leader. IPv4 routes keep naming the VIP (the kernel
+// deletes routes whose preferred source went away only from the main
+// table), so the packet would leave from the VIP the node no longer holds,
+// where clients take it for the leader's.
 //
 // So every packet carrying the device's firewall mark may leave only from a
-// VIP of its family: an nftables table of our own (fenceTable) drops the
-// others in the output hook. The kernel enforces it whatever the process
-// does, so a dead or frozen former leader cannot reach a client once its
-// VIP is gone. The table is installed with the device's source addresses
-// (on every node, leader or not) and removed by Close and Cleanup.
+// VIP of its family, and only while that VIP is an address of the node: an
+// nftables table of our own (fenceTable) drops the others in the output
+// hook. The kernel enforces it whatever the process does, so a dead or
+// frozen former leader cannot reach a client once its VIP is gone. The
+// table is installed with the device's source addresses (on every node,
+// leader or not) and removed by Close and Cleanup.
 
 // fenceTable is the nftables table (family inet) of the source fence.
 const fenceTable = "raftguard_fence"
@@ -103,7 +107,9 @@ func fenceExists(c *nftables.Conn) (bool, error) {
 // fenceRules are the rules of the fence's output chain: for each family,
 // a packet with the device's mark whose source is not that family's first
 // source address is dropped (all of the family's marked packets when it has
-// no source address: the device has no business there).
+// no source address: the device has no business there), and so is one
+// whose source is not a local address (fib saddr type != local): the VIP
+// after its lease expired.
 func fenceRules(sources []netip.Addr) [][]expr.Any {
 	var rules [][]expr.Any
 	for _, fam := range []struct {
@@ -114,23 +120,35 @@ func fenceRules(sources []netip.Addr) [][]expr.Any {
 		{unix.NFPROTO_IPV4, 12, 4, true},  // IPv4 header: source at 12
 		{unix.NFPROTO_IPV6, 8, 16, false}, // IPv6 header: source at 8
 	} {
-		r := []expr.Any{
+		marked := []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(sourceMark)},
 			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{fam.proto}},
 		}
+		r := slices.Clone(marked)
+		hasSource := false
 		for _, a := range sources {
 			if a.Is4() == fam.is4 {
 				r = append(r,
 					&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: fam.offset, Len: fam.len},
 					&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: a.AsSlice()},
 				)
+				hasSource = true
 				break
 			}
 		}
 		r = append(r, &expr.Verdict{Kind: expr.VerdictDrop})
 		rules = append(rules, r)
+		if hasSource {
+			// fib saddr type != local: the source (the VIP) is not an
+			// address of this node (any more).
+			rules = append(rules, append(marked,
+				&expr.Fib{Register: 1, FlagSADDR: true, ResultADDRTYPE: true},
+				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
+				&expr.Verdict{Kind: expr.VerdictDrop},
+			))
+		}
 	}
 	return rules
 }

@@ -11,14 +11,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sendFrom sends one UDP datagram from src to dst in the namespace, with
-// the given socket mark, and returns the send error (EPERM when an output
-// rule dropped it).
+// sendFrom sends one UDP datagram from src (the source the route lookup
+// picks when src is empty) to dst in the namespace, with the given socket
+// mark, and returns the send error (EPERM when an output rule dropped it).
 func sendFrom(t *testing.T, n *nsThread, mark int, src, dst string) error {
 	t.Helper()
 	var err error
 	n.do(func() {
-		s, d := netip.MustParseAddr(src), netip.MustParseAddr(dst)
+		s, d := netip.IPv6Unspecified(), netip.MustParseAddr(dst)
+		if src != "" {
+			s = netip.MustParseAddr(src)
+		} else if d.Is4() {
+			s = netip.IPv4Unspecified()
+		}
 		fam := unix.AF_INET
 		if d.Is6() {
 			fam = unix.AF_INET6
@@ -41,9 +46,11 @@ func sendFrom(t *testing.T, n *nsThread, mark int, src, dst string) error {
 		} else {
 			local, remote = &unix.SockaddrInet4{Addr: s.As4()}, &unix.SockaddrInet4{Port: 9, Addr: d.As4()}
 		}
-		if e := unix.Bind(fd, local); e != nil {
-			t.Errorf("bind %s: %v", src, e)
-			return
+		if src != "" {
+			if e := unix.Bind(fd, local); e != nil {
+				t.Errorf("bind %s: %v", src, e)
+				return
+			}
 		}
 		err = unix.Sendto(fd, []byte("x"), 0, remote)
 	})
@@ -157,4 +164,61 @@ func TestSourceFence(t *testing.T) {
 	if fence(nil, nil) {
 		t.Fatal("removing an absent fence reported a change")
 	}
+}
+
+// TestSourceFenceAfterLease: the VIPs' lifetime ends on a node whose
+// process is gone (nothing rebuilds its source routing). The kernel keeps
+// the source table's IPv4 routes that name the departed VIP as their
+// preferred source (it deletes such routes from the main table only), so
+// a marked packet without a bound source - what the kernel WireGuard
+// module sends - would still leave from the VIP. The fence drops marked
+// packets of both families once their source is no address of the node;
+// unmarked packets still leave.
+func TestSourceFenceAfterLease(t *testing.T) {
+	requireRoot(t)
+	ns := newNetns(t)
+	n := startNSThread(t, ns)
+	nic := uniqueName("rgdpl")
+	peer := uniqueName("rgdpl")
+	run(t, "ip", "-n", ns, "link", "add", nic, "type", "veth", "peer", "name", peer)
+	run(t, "ip", "-n", ns, "link", "set", peer, "up")
+	run(t, "ip", "-n", ns, "addr", "add", labPrimary4+"/24", "dev", nic)
+	run(t, "ip", "-n", ns, "addr", "add", labVIP4+"/24", "dev", nic)
+	run(t, "ip", "-n", ns, "addr", "add", labPrimary6+"/64", "dev", nic, "nodad")
+	run(t, "ip", "-n", ns, "addr", "add", labVIP6+"/64", "dev", nic, "nodad")
+	run(t, "ip", "-n", ns, "link", "set", nic, "up")
+	vips := []netip.Addr{netip.MustParseAddr(labVIP4), netip.MustParseAddr(labVIP6)}
+	var err error
+	n.do(func() {
+		if _, err = syncFence(vips, nil); err != nil {
+			return
+		}
+		var ready bool
+		if _, ready, err = syncSourceRouting(vips, true, 0); err == nil && !ready {
+			err = errors.New("source routing not ready with the VIPs on the NIC")
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, mark int, dst string, wantDropped bool) {
+		t.Helper()
+		err := sendFrom(t, n, mark, "", dst)
+		if dropped := errors.Is(err, unix.EPERM); dropped != wantDropped || (err != nil && !dropped) {
+			t.Errorf("%s: mark %#x to %s: %v, want dropped %v", when, mark, dst, err, wantDropped)
+		}
+	}
+	check("leader", sourceMark, labClient4, false)
+	check("leader", sourceMark, labClient6, false)
+
+	// The lease runs out: the kernel removes the VIPs, nobody else acts.
+	run(t, "ip", "-n", ns, "addr", "del", labVIP4+"/24", "dev", nic)
+	run(t, "ip", "-n", ns, "addr", "del", labVIP6+"/64", "dev", nic)
+	for _, dst := range []string{labClient4, labClient6} {
+		t.Logf("VIPs gone: ip route get %s mark %#x: %s", dst, sourceMark, strings.TrimSpace(run(t, "ip", "-n", ns, "route", "get", dst, "mark", "0x5247")))
+	}
+	check("VIPs gone", sourceMark, labClient4, true)
+	check("VIPs gone", sourceMark, labClient6, true)
+	check("VIPs gone", 0, labClient4, false)
+	check("VIPs gone", 0, labClient6, false)
 }
