@@ -27,6 +27,8 @@
 #                     (test/timescale_test.go)
 #   KERNELVM_FAULTS_ROUNDS  RAFTGUARD_FAULTS_ROUNDS in the VM (default 2):
 #                     each fault scenario repeats at most this often
+#   KERNELVM_FENCE_ROUNDS  RAFTGUARD_FENCE_ROUNDS in the VM (default 1):
+#                     kills and stops of the leader in TestFenceDeadLeader
 #   KERNELVM_KEEP=1   keep the run directory (logs, binaries) afterwards
 #
 # The host's / is shared read-only with the VM (9p) under a tmpfs overlay;
@@ -149,7 +151,7 @@ cp "$here/guest.sh" "$run/guest.sh"
 	echo "export RAFTGUARD_TEST_DATAPLANE=kernel"
 	echo "export RAFTGUARD_TEST_TIME_SCALE=$scale"
 	echo "export RAFTGUARD_FAULTS_ROUNDS=$frounds"
-	echo "export RAFTGUARD_FENCE_ROUNDS=1"
+	echo "export RAFTGUARD_FENCE_ROUNDS=${KERNELVM_FENCE_ROUNDS:-1}"
 	echo "RG_STEPS=("
 	if [ -n "$unit" ]; then
 		printf '%q\n' "data plane unit tests of the kernel device|$repo/dataplane|/run/kernelvm/dataplane.test -test.v -test.count=1 -test.timeout 3m -test.run $unit"
