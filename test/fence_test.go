@@ -85,10 +85,13 @@ func holdsVIP(s *labServer) (bool, error) {
 }
 
 // wgLink describes the server's WireGuard link: whether it exists, is
-// administratively up, and its byte counters.
+// administratively up, and its byte counters. The kernel module counts as
+// received what it decrypted or accepted from a peer, and as sent what
+// passed the output hook (a packet the source fence drops counts as a
+// dropped transmission, not as bytes).
 type wgLink struct {
 	exists, up bool
-	bytes      uint64 // rx + tx
+	rx, tx     uint64
 }
 
 func readWGLink(s *labServer) (wgLink, error) {
@@ -118,23 +121,25 @@ func readWGLink(s *labServer) (wgLink, error) {
 	for _, f := range l.Flags {
 		up = up || f == "UP"
 	}
-	return wgLink{exists: true, up: up, bytes: l.Stats.RX.Bytes + l.Stats.TX.Bytes}, nil
+	return wgLink{exists: true, up: up, rx: l.Stats.RX.Bytes, tx: l.Stats.TX.Bytes}, nil
 }
 
 // servesNothing checks that a server that is no longer leader (or whose
 // process was killed or stopped) holds no VIP and has no WireGuard
 // interface that serves clients: the link is gone, or down, or holds no
-// peers, or at least its counters do not move over a second while the
-// client pings through the tunnel. It reads the link through netlink and
-// `wg show` (the UAPI socket or the kernel), so it holds for both data
-// planes; a stopped userspace process cannot answer `wg show`, and is
-// judged by its counters.
+// peers, or at least its counters do not move over a second (longer under
+// load; the failure names the window and the direction) while the client
+// pings through the tunnel. It reads the link through netlink and `wg
+// show` (the UAPI socket or the kernel), so it holds for both data planes;
+// a stopped userspace process cannot answer `wg show`, and is judged by its
+// counters.
 func (lc *labCluster) servesNothing(s *labServer) error {
 	if held, err := holdsVIP(s); err != nil {
 		return err
 	} else if held {
 		return fmt.Errorf("%s still holds a VIP", s.id)
 	}
+	start := time.Now()
 	l, err := readWGLink(s)
 	if err != nil {
 		return err
@@ -157,15 +162,16 @@ func (lc *labCluster) servesNothing(s *labServer) error {
 	if err != nil {
 		return err
 	}
-	if l2.exists && l2.up && l2.bytes != l.bytes {
+	window := time.Since(start) // longer than the second under load
+	if l2.exists && l2.up && (l2.rx != l.rx || l2.tx != l.tx) {
 		// What moved, for the failure message: both ends' view.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv, _ := s.host.Run(ctx, "wg", "show", s.wg, "dump")
 		stats, _ := s.host.Run(ctx, "ip", "-s", "-s", "link", "show", "dev", s.wg)
 		cl, _ := lc.client.Run(ctx, "wg", "show", "all", "dump")
-		return fmt.Errorf("%s's WireGuard interface is up, has peers and passed %d bytes in a second (rx+tx %d -> %d)\n%s: %s\n%s\nclient: %s",
-			s.id, l2.bytes-l.bytes, l.bytes, l2.bytes, s.id, redactDump(srv), stats, redactDump(cl))
+		return fmt.Errorf("%s's WireGuard interface is up, has peers and passed traffic in %v: received %d bytes (%d -> %d), sent %d bytes (%d -> %d)\n%s: %s\n%s\nclient: %s",
+			s.id, window.Round(time.Millisecond), l2.rx-l.rx, l.rx, l2.rx, l2.tx-l.tx, l.tx, l2.tx, s.id, redactDump(srv), stats, redactDump(cl))
 	}
 	return nil
 }
