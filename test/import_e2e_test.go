@@ -95,6 +95,16 @@ func TestBootstrapImportTakesOverServer(t *testing.T) {
 	checkEndpoint(t, wc, vip4.Addr(), "after the takeover")
 	lc.checkServedBy(leader, clientPub, time.Time{})
 
+	// The leader records the client's endpoint (once a second), so that the
+	// next leader greets the client at once.
+	poll(t, 10*time.Second, func() error {
+		out, err := lc.cli(leader, "-o", "json", "peer", "show", "laptop")
+		if err != nil || !strings.Contains(out, `"endpoint": "`+lc.client.IPv4().Addr().String()+`:`) {
+			return fmt.Errorf("the laptop's endpoint is not recorded yet: %v %s", err, out)
+		}
+		return nil
+	})
+
 	// kill -9 of the leader: the client works again, through the new leader.
 	killed := time.Now()
 	gap := outage(t, lc, tunnelServer4, func() { kill(t, leader, syscall.SIGKILL) })
