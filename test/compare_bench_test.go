@@ -264,7 +264,14 @@ PublicKey = %s
 PresharedKey = %s
 AllowedIPs = %s
 `, srv.Private, tunnelServer4, cl.Public, psk, tunnelClient4)
-	clientConf = fmt.Sprintf(`[Interface]
+	return server, plainClientConf(cl.Private, srv.Public, psk, endpoint)
+}
+
+// plainClientConf is a wg-quick client configuration for a plain WireGuard
+// server at endpoint:51820 (tunnel address 198.51.100.2, the server's pool
+// routed).
+func plainClientConf(clientPrivate, serverPublic, psk string, endpoint netip.Addr) string {
+	return fmt.Sprintf(`[Interface]
 PrivateKey = %s
 Address = %s
 MTU = 1420
@@ -275,8 +282,7 @@ PresharedKey = %s
 AllowedIPs = 198.51.100.0/24
 Endpoint = %s
 PersistentKeepalive = 25
-`, cl.Private, tunnelClient4, srv.Public, psk, netip.AddrPortFrom(endpoint, 51820))
-	return server, clientConf
+`, clientPrivate, tunnelClient4, serverPublic, psk, netip.AddrPortFrom(endpoint, 51820))
 }
 
 func newKALab(tb testing.TB) *kaLab {

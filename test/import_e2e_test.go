@@ -182,19 +182,7 @@ AllowedIPs = %s
 PublicKey = %s
 AllowedIPs = 198.51.100.3/32
 `, srv.Private, tunnelServer4, cl.Public, psk, tunnelClient4, phone.Public)
-	clientConf = fmt.Sprintf(`[Interface]
-PrivateKey = %s
-Address = %s
-MTU = 1420
-
-[Peer]
-PublicKey = %s
-PresharedKey = %s
-AllowedIPs = 198.51.100.0/24
-Endpoint = %s
-PersistentKeepalive = 25
-`, cl.Private, tunnelClient4, srv.Public, psk, netip.AddrPortFrom(vip4.Addr(), 51820))
-	return server, clientConf, cl.Public
+	return server, plainClientConf(cl.Private, srv.Public, psk, vip4.Addr()), cl.Public
 }
 
 // pingThrough waits until the client host gets replies from the server's

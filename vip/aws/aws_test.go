@@ -476,14 +476,7 @@ func TestRunnerRetriesAndReports(t *testing.T) {
 	if _, err := r.Claim(theVIP); err != nil {
 		t.Fatal(err)
 	}
-	var errs []string
-	waitFor(t, func() bool {
-		st := r.Status()
-		if st.Error != "" && !slices.Contains(errs, st.Error) {
-			errs = append(errs, st.Error)
-		}
-		return st.Held
-	})
+	errs := viptest.WaitHeld(t, r)
 	if held, err := r.Held(theVIP); err != nil || !held {
 		t.Fatalf("runner held: %v %v", held, err)
 	}

@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -495,14 +494,7 @@ func TestRunnerRetriesAndReports(t *testing.T) {
 	if _, err := r.Claim(vips); err != nil {
 		t.Fatal(err)
 	}
-	var sawErrors []string
-	waitFor(t, func() bool {
-		st := r.Status()
-		if st.Error != "" && !slices.Contains(sawErrors, st.Error) {
-			sawErrors = append(sawErrors, st.Error)
-		}
-		return st.Held
-	})
+	sawErrors := viptest.WaitHeld(t, r)
 	if held, err := r.Held(vips); err != nil || !held {
 		t.Fatalf("runner held: %v %v", held, err)
 	}

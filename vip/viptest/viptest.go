@@ -5,7 +5,10 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"testing"
+	"time"
 
+	"github.com/raftguard/raftguard/internal/testutil"
 	"github.com/raftguard/raftguard/vip"
 )
 
@@ -45,3 +48,19 @@ func (l *Local) Held(vips []netip.Prefix) (bool, error) {
 
 // Renew reports whether vips are held, like Held.
 func (l *Local) Renew(vips []netip.Prefix) (bool, error) { return l.Held(vips) }
+
+// WaitHeld polls the Runner until its mode holds the VIPs (failing the test
+// after 10 seconds) and returns the distinct errors its status showed
+// meanwhile, in order.
+func WaitHeld(t *testing.T, r *vip.Runner) []string {
+	t.Helper()
+	var errs []string
+	testutil.Eventually(t, 10*time.Second, 5*time.Millisecond, "the mode holds the VIPs", testutil.Holds(func() bool {
+		st := r.Status()
+		if st.Error != "" && !slices.Contains(errs, st.Error) {
+			errs = append(errs, st.Error)
+		}
+		return st.Held
+	}))
+	return errs
+}
