@@ -37,17 +37,15 @@ const (
 type fakeEC2 struct {
 	srv *httptest.Server
 
-	mu      sync.Mutex // guards the fields below
-	enis    []*fakeENI
-	eips    []*fakeEIP
-	calls   map[string]int
-	params  map[string][]url.Values // action -> the form of each call
-	fail    map[string][]int        // action -> statuses to answer first
-	slow    map[string]bool
-	region  string // the identity document's region; "" is 404
-	assocN  int
-	auths   []string
-	release chan struct{}
+	mu              sync.Mutex // guards the fields below
+	enis            []*fakeENI
+	eips            []*fakeEIP
+	calls           map[string]int
+	params          map[string][]url.Values // action -> the form of each call
+	*viptest.Faults                         // by action
+	region          string                  // the identity document's region; "" is 404
+	assocN          int
+	auths           []string
 }
 
 type fakeENI struct {
@@ -70,10 +68,10 @@ func newFakeEC2(t *testing.T) *fakeEC2 {
 		eips:   []*fakeEIP{{PublicIP: "198.51.100.20", AllocID: "eipalloc-0123", ENI: "eni-bbbb", PrivateIP: "10.0.1.100", AssocID: "eipassoc-0"}},
 		calls:  map[string]int{},
 		params: map[string][]url.Values{},
-		fail:   map[string][]int{}, slow: map[string]bool{}, region: "eu-central-1", release: make(chan struct{}),
+		Faults: viptest.NewFaults(), region: "eu-central-1",
 	}
 	f.srv = httptest.NewTLSServer(http.HandlerFunc(f.serve))
-	t.Cleanup(func() { close(f.release); f.srv.Close() })
+	t.Cleanup(func() { f.Close(); f.srv.Close() })
 	return f
 }
 
@@ -96,17 +94,10 @@ func (f *fakeEC2) serve(w http.ResponseWriter, r *http.Request) {
 	f.calls[action]++
 	f.params[action] = append(f.params[action], r.PostForm)
 	f.auths = append(f.auths, r.Header.Get("Authorization"))
-	slow := f.slow[action]
-	var status int
-	if q := f.fail[action]; len(q) > 0 {
-		status, f.fail[action] = q[0], q[1:]
-	}
+	status, slow := f.Next(action)
 	f.mu.Unlock()
 	if slow {
-		select {
-		case <-r.Context().Done():
-		case <-f.release:
-		}
+		f.Hang(r)
 		return
 	}
 	switch status {
@@ -390,7 +381,7 @@ func TestPrivateIPOnly(t *testing.T) {
 
 func TestThrottledThenAssociated(t *testing.T) {
 	f := newFakeEC2(t)
-	f.fail["AssociateAddress"] = []int{429, 503}
+	f.Fail["AssociateAddress"] = []int{429, 503}
 	m := newMode(t, f, Config{Region: "eu-central-1", InstanceID: "i-0aaaa", EIP: "198.51.100.20"}, nil)
 	if _, err := m.Acquire(context.Background(), theVIP); err != nil {
 		t.Fatalf("acquire after throttling: %v", err)
@@ -446,7 +437,7 @@ func TestSetupErrors(t *testing.T) {
 
 func TestSlowAPIBoundedByContext(t *testing.T) {
 	f := newFakeEC2(t)
-	f.slow["DescribeNetworkInterfaces"] = true
+	f.Slow["DescribeNetworkInterfaces"] = true
 	m := newMode(t, f, Config{Region: "eu-central-1", InstanceID: "i-0aaaa"}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -466,8 +457,8 @@ func TestSlowAPIBoundedByContext(t *testing.T) {
 // appear in no error and no log line.
 func TestRunnerRetriesAndReports(t *testing.T) {
 	f := newFakeEC2(t)
-	f.fail["DescribeAddresses"] = []int{500, 500, 500} // the SDK gives up after 3 attempts
-	f.fail["AssociateAddress"] = []int{429}
+	f.Fail["DescribeAddresses"] = []int{500, 500, 500} // the SDK gives up after 3 attempts
+	f.Fail["AssociateAddress"] = []int{429}
 	var log bytes.Buffer
 	m := newMode(t, f, Config{Region: "eu-central-1", InstanceID: "i-0aaaa", EIP: "eipalloc-0123"}, &log)
 	l := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -489,7 +480,7 @@ func TestRunnerRetriesAndReports(t *testing.T) {
 
 	// A hanging API: the attempt ends at the op timeout; Claim returns at once.
 	h := newFakeEC2(t)
-	h.slow["DescribeNetworkInterfaces"] = true
+	h.Slow["DescribeNetworkInterfaces"] = true
 	r2 := vip.NewRunner(vip.RunnerConfig{Local: &viptest.Local{}, Mode: newMode(t, h, Config{Region: "eu-central-1", InstanceID: "i-0aaaa"}, &log), Log: l,
 		Backoff: vip.Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond}, OpTimeout: 100 * time.Millisecond})
 	defer r2.Close(time.Second)

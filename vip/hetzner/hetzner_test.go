@@ -32,20 +32,18 @@ const testToken = "hc-test-token-5ecr3t-must-never-show"
 type fakeAPI struct {
 	srv *httptest.Server
 
-	mu       sync.Mutex // guards the fields below
-	fips     []fakeFIP
-	actions  map[int64]string // id -> status it reports when polled
-	nextAct  int64
-	calls    map[string]int      // "METHOD /path" -> count
-	fail     map[string][]int    // "METHOD /path" -> statuses to answer first, in order
-	slow     map[string]bool     // "METHOD /path" -> hang until the request ends
-	actError bool                // assign actions finish with status error
-	echoAuth bool                // 401 errors quote the Authorization header
-	released chan struct{}       // closed at cleanup: frees hanging handlers
-	assigned []string            // "fip->server" in order
-	metaID   string              // instance-id answer; "" is 404
-	metaHits int                 // metadata requests
-	seenAuth map[string]struct{} // Authorization headers seen
+	mu              sync.Mutex // guards the fields below
+	fips            []fakeFIP
+	actions         map[int64]string // id -> status it reports when polled
+	nextAct         int64
+	calls           map[string]int      // "METHOD /path" -> count
+	*viptest.Faults                     // by "METHOD /path"
+	actError        bool                // assign actions finish with status error
+	echoAuth        bool                // 401 errors quote the Authorization header
+	assigned        []string            // "fip->server" in order
+	metaID          string              // instance-id answer; "" is 404
+	metaHits        int                 // metadata requests
+	seenAuth        map[string]struct{} // Authorization headers seen
 }
 
 type fakeFIP struct {
@@ -57,11 +55,10 @@ type fakeFIP struct {
 func newFakeAPI(t *testing.T, fips ...fakeFIP) *fakeAPI {
 	f := &fakeAPI{
 		fips: fips, actions: map[int64]string{}, nextAct: 100,
-		calls: map[string]int{}, fail: map[string][]int{}, slow: map[string]bool{},
-		released: make(chan struct{}), metaID: "42", seenAuth: map[string]struct{}{},
+		calls: map[string]int{}, Faults: viptest.NewFaults(), metaID: "42", seenAuth: map[string]struct{}{},
 	}
 	f.srv = httptest.NewTLSServer(http.HandlerFunc(f.serve))
-	t.Cleanup(func() { close(f.released); f.srv.Close() })
+	t.Cleanup(func() { f.Close(); f.srv.Close() })
 	return f
 }
 
@@ -87,17 +84,10 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	k := f.key(r)
 	f.mu.Lock()
 	f.calls[k]++
-	slow := f.slow[k]
-	var status int
-	if q := f.fail[k]; len(q) > 0 {
-		status, f.fail[k] = q[0], q[1:]
-	}
+	status, slow := f.Next(k)
 	f.mu.Unlock()
 	if slow {
-		select {
-		case <-r.Context().Done():
-		case <-f.released:
-		}
+		f.Hang(r)
 		return
 	}
 	if r.URL.Path == "/hetzner/v1/metadata/instance-id" {
@@ -316,7 +306,7 @@ func TestAssignAndHeld(t *testing.T) {
 
 func TestRateLimitedThenAssigned(t *testing.T) {
 	f := newFakeAPI(t, fakeFIP{ID: 1, IP: "203.0.113.10"})
-	f.fail["POST /v1/floating_ips/{id}/actions/assign"] = []int{429, 429}
+	f.Fail["POST /v1/floating_ips/{id}/actions/assign"] = []int{429, 429}
 	m := newMode(t, f, 42, nil)
 	changed, err := m.Acquire(context.Background(), []netip.Prefix{vip4})
 	if err != nil || !changed {
@@ -332,7 +322,7 @@ func TestRateLimitedThenAssigned(t *testing.T) {
 
 func TestServerErrorIsReported(t *testing.T) {
 	f := newFakeAPI(t, fakeFIP{ID: 1, IP: "203.0.113.10"})
-	f.fail["GET /v1/floating_ips"] = []int{500}
+	f.Fail["GET /v1/floating_ips"] = []int{500}
 	m := newMode(t, f, 42, nil)
 	_, err := m.Acquire(context.Background(), []netip.Prefix{vip4})
 	if err == nil || !strings.Contains(err.Error(), "list floating IPs") || !strings.Contains(err.Error(), "500") {
@@ -355,7 +345,7 @@ func TestActionErrorIsReported(t *testing.T) {
 
 func TestSlowAPIBoundedByContext(t *testing.T) {
 	f := newFakeAPI(t, fakeFIP{ID: 1, IP: "203.0.113.10"})
-	f.slow["GET /v1/floating_ips"] = true
+	f.Slow["GET /v1/floating_ips"] = true
 	m := newMode(t, f, 42, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -420,7 +410,7 @@ func TestTokenNeverShown(t *testing.T) {
 
 	// Through a Runner, whose log records every failure.
 	good := newMode(t, f, 42, &log)
-	f.set(func(f *fakeAPI) { f.fail["GET /v1/floating_ips"] = []int{500, 429, 503} })
+	f.set(func(f *fakeAPI) { f.Fail["GET /v1/floating_ips"] = []int{500, 429, 503} })
 	r := vip.NewRunner(vip.RunnerConfig{Local: &viptest.Local{}, Mode: good, Log: l, Backoff: vip.Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond}})
 	defer r.Close(time.Second)
 	if _, err := r.Claim([]netip.Prefix{vip4}); err != nil {
@@ -485,8 +475,8 @@ func TestReadTokenFile(t *testing.T) {
 // fails by the Runner's op timeout without stalling Claim.
 func TestRunnerRetriesAndReports(t *testing.T) {
 	f := newFakeAPI(t, fakeFIP{ID: 1, IP: "203.0.113.10", Server: 7})
-	f.fail["GET /v1/floating_ips"] = []int{500}
-	f.fail["POST /v1/floating_ips/{id}/actions/assign"] = []int{429, 429, 429, 429} // the SDK gives up after 3 retries
+	f.Fail["GET /v1/floating_ips"] = []int{500}
+	f.Fail["POST /v1/floating_ips/{id}/actions/assign"] = []int{429, 429, 429, 429} // the SDK gives up after 3 retries
 	m := newMode(t, f, 42, nil)
 	r := vip.NewRunner(vip.RunnerConfig{Local: &viptest.Local{}, Mode: m, Backoff: vip.Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond}, OpTimeout: 5 * time.Second})
 	defer r.Close(time.Second)
@@ -510,7 +500,7 @@ func TestRunnerRetriesAndReports(t *testing.T) {
 
 	// A hanging API: the attempt ends at the op timeout; Claim returns at once.
 	h := newFakeAPI(t, fakeFIP{ID: 1, IP: "203.0.113.10"})
-	h.slow["GET /v1/floating_ips"] = true
+	h.Slow["GET /v1/floating_ips"] = true
 	r2 := vip.NewRunner(vip.RunnerConfig{Local: &viptest.Local{}, Mode: newMode(t, h, 42, nil), Backoff: vip.Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond}, OpTimeout: 100 * time.Millisecond})
 	defer r2.Close(time.Second)
 	start := time.Now()

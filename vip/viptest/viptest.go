@@ -2,6 +2,7 @@
 package viptest
 
 import (
+	"net/http"
 	"net/netip"
 	"slices"
 	"sync"
@@ -64,3 +65,38 @@ func WaitHeld(t *testing.T, r *vip.Runner) []string {
 	}))
 	return errs
 }
+
+// Faults is what a fake provider API answers wrongly, by request key: the
+// statuses to answer first, in order (Fail), and the requests that hang
+// until the client gives up (Slow). The fake guards both maps with its own
+// mutex; Close frees the hanging requests.
+type Faults struct {
+	Fail    map[string][]int
+	Slow    map[string]bool
+	release chan struct{}
+}
+
+// NewFaults returns Faults with nothing injected.
+func NewFaults() *Faults {
+	return &Faults{Fail: map[string][]int{}, Slow: map[string]bool{}, release: make(chan struct{})}
+}
+
+// Next takes the status to answer to a request with key (0: none injected)
+// and reports whether it hangs. Call it with the fake's mutex held.
+func (f *Faults) Next(key string) (status int, slow bool) {
+	if q := f.Fail[key]; len(q) > 0 {
+		status, f.Fail[key] = q[0], q[1:]
+	}
+	return status, f.Slow[key]
+}
+
+// Hang blocks until the request ends or Close.
+func (f *Faults) Hang(r *http.Request) {
+	select {
+	case <-r.Context().Done():
+	case <-f.release:
+	}
+}
+
+// Close frees the hanging requests.
+func (f *Faults) Close() { close(f.release) }
